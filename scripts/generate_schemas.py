@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Generate the six stream schemas from Stripe's pinned OpenAPI description (API 2024-06-20).
+
+The schemas under `source_stripe_ontologie/schemas/` are never edited by hand: change this script and run
+
+    python scripts/generate_schemas.py            # rewrite the schemas
+    python scripts/generate_schemas.py --check    # exit 1 if a checked-in schema differs from a fresh run
+
+Rules, chosen so that records pass through untouched and destinations get stable types:
+- every property of the Stripe object is kept, with its nullability (`nullable: true` adds "null");
+- every object allows additional properties, so fields Stripe adds later never break a sync;
+- expandable ids (`anyOf: [string, $ref]` with `x-expansionResources`) accept the id or the expanded object;
+  the fields this connector expands (EXPANDED below) also carry the expanded object's properties;
+- `metadata`-like maps are free-form objects; enums and length limits are dropped (Stripe adds values);
+- `unix-time` stays an integer (epoch seconds), amounts stay integers (minor units);
+- nested components are inlined up to MAX_REF_DEPTH levels and on no cycle; deeper ones become free-form objects.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SPEC = REPO.parent / "shared" / "stripe-openapi" / "spec3.json"
+SCHEMA_DIR = REPO / "source_stripe_ontologie" / "schemas"
+
+# stream name -> (Stripe component, fields the connector asks Stripe to expand)
+STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "customers": ("customer", ()),
+    "charges": ("charge", ()),
+    "subscriptions": ("subscription", ()),
+    "invoices": ("invoice", ()),
+    "products": ("product", ("default_price",)),
+    "payouts": ("payout", ()),
+}
+
+# Fields the connector itself adds to every record (issue: updates and deletions through events).
+CONNECTOR_FIELDS: dict[str, Any] = {
+    "updated": {
+        "type": ["null", "integer"],
+        "description": "Added by the connector: epoch seconds of the newest Stripe event that changed this object "
+        "(absent on records read by their `created` cursor).",
+    },
+    "is_deleted": {
+        "type": ["null", "boolean"],
+        "description": "Added by the connector: true when Stripe reported the object deleted; such a record "
+        "carries only `id`, `object`, `is_deleted` and `updated`.",
+    },
+}
+
+MAX_REF_DEPTH = 3
+FREE_FORM = {"type": "object", "additionalProperties": True}
+
+
+class SchemaConverter:
+    """Turns OpenAPI 3 component schemas into Airbyte JSON schemas (draft-07)."""
+
+    def __init__(self, spec: dict[str, Any]):
+        self.components = spec["components"]["schemas"]
+
+    def stream_schema(self, component: str, expanded: tuple[str, ...]) -> dict[str, Any]:
+        source = self.components[component]
+        schema = self._object(source, stack=(component,), nullable=False, expanded=expanded)
+        schema["properties"].update(CONNECTOR_FIELDS)
+        return {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "title": component,
+            "description": _first_sentence(source.get("description", "")),
+            **schema,
+        }
+
+    def convert(self, node: dict[str, Any], stack: tuple[str, ...], expand_object: bool = False) -> dict[str, Any]:
+        nullable = bool(node.get("nullable"))
+        if "$ref" in node:
+            return self._ref(node["$ref"], stack, nullable)
+        if "anyOf" in node:
+            return self._any_of(node, stack, nullable, expand_object)
+        kind = node.get("type")
+        if kind == "object" or "properties" in node:
+            if node.get("properties"):
+                return self._object(node, stack, nullable)
+            return _with_null(dict(FREE_FORM), nullable)
+        if kind == "array":
+            return _with_null({"type": "array", "items": self.convert(node.get("items", {}), stack)}, nullable)
+        if kind in ("integer", "number", "boolean", "string"):
+            return _with_null({"type": kind}, nullable)
+        return _with_null(dict(FREE_FORM), nullable)  # untyped in the spec: accept anything object-like
+
+    def _object(self, node, stack, nullable, expanded: tuple[str, ...] = ()) -> dict[str, Any]:
+        properties = {}
+        for name, prop in node.get("properties", {}).items():
+            converted = self.convert(prop, stack, expand_object=name in expanded)
+            if len(stack) == 1 and prop.get("description"):
+                converted["description"] = _first_sentence(prop["description"])
+            properties[name] = converted
+        return _with_null({"type": "object", "additionalProperties": True, "properties": properties}, nullable)
+
+    def _ref(self, ref: str, stack: tuple[str, ...], nullable: bool) -> dict[str, Any]:
+        name = ref.rsplit("/", 1)[-1]
+        if name in stack or len(stack) > MAX_REF_DEPTH:
+            return _with_null(dict(FREE_FORM), nullable)
+        converted = self.convert(self.components[name], stack + (name,))
+        return _with_null(converted, nullable)
+
+    def _any_of(self, node, stack, nullable, expand_object) -> dict[str, Any]:
+        options = node["anyOf"]
+        if "x-expansionResources" in node:
+            # An expandable id: Stripe sends the id string, or the object when asked to expand it.
+            schema: dict[str, Any] = {"type": ["string", "object"], "additionalProperties": True}
+            if expand_object:
+                target = node["x-expansionResources"]["oneOf"][0]["$ref"].rsplit("/", 1)[-1]
+                schema["properties"] = self.convert(self.components[target], stack + (target,))["properties"]
+            return _with_null(schema, nullable)
+        if len(options) == 1:
+            return _with_null(self.convert(options[0], stack), nullable)
+        kinds = sorted({_kind(self.convert(option, stack)) for option in options})
+        schema = {"type": kinds if len(kinds) > 1 else kinds[0]}
+        if "object" in kinds:
+            schema["additionalProperties"] = True
+        return _with_null(schema, nullable)
+
+
+def _kind(schema: dict[str, Any]) -> str:
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        return next((k for k in kind if k != "null"), "object")
+    return kind
+
+
+def _with_null(schema: dict[str, Any], nullable: bool) -> dict[str, Any]:
+    if not nullable:
+        return schema
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "null" not in kinds:
+        schema["type"] = ["null", *kinds]
+    return schema
+
+
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    end = text.find(". ")
+    return text if end == -1 else text[: end + 1]
+
+
+def render_all(spec_path: Path) -> dict[str, str]:
+    """Return {file name: JSON text} for every stream schema."""
+    converter = SchemaConverter(json.loads(spec_path.read_text()))
+    return {
+        f"{stream}.json": json.dumps(converter.stream_schema(component, expanded), indent=2, sort_keys=True) + "\n"
+        for stream, (component, expanded) in STREAMS.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=Path(os.environ.get("STRIPE_OPENAPI_SPEC", DEFAULT_SPEC)))
+    parser.add_argument("--out", type=Path, default=SCHEMA_DIR)
+    parser.add_argument("--check", action="store_true", help="report drift instead of writing")
+    args = parser.parse_args(argv)
+
+    rendered = render_all(args.spec)
+    if args.check:
+        stale = [name for name, text in rendered.items() if not (args.out / name).exists() or (args.out / name).read_text() != text]
+        for name in stale:
+            print(f"schema out of date: {args.out / name} (run scripts/generate_schemas.py)", file=sys.stderr)
+        return 1 if stale else 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        (args.out / name).write_text(text)
+        print(f"wrote {args.out / name} ({len(text):,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Schemas are generated from Stripe's pinned OpenAPI file and never drift from it."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("generate_schemas", REPO / "scripts" / "generate_schemas.py")
+generate_schemas = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(generate_schemas)
+
+
+def test_regenerating_the_schemas_gives_no_diff():
+    rendered = generate_schemas.render_all(generate_schemas.DEFAULT_SPEC)
+
+    for name, text in rendered.items():
+        assert (generate_schemas.SCHEMA_DIR / name).read_text() == text, f"{name} is stale or hand-edited"
+
+
+def test_every_spec_property_is_in_the_stream_schema():
+    spec = json.loads(generate_schemas.DEFAULT_SPEC.read_text())["components"]["schemas"]
+    for stream, (component, _) in generate_schemas.STREAMS.items():
+        schema = json.loads((generate_schemas.SCHEMA_DIR / f"{stream}.json").read_text())
+        assert set(spec[component]["properties"]) <= set(schema["properties"]), stream
+
+
+def test_nullable_fields_accept_null_and_required_ones_do_not():
+    charges = json.loads((generate_schemas.SCHEMA_DIR / "charges.json").read_text())["properties"]
+    assert "null" in charges["customer"]["type"]  # nullable expandable id
+    assert charges["amount"]["type"] == "integer"
+    assert charges["id"]["type"] == "string"
