@@ -1,0 +1,90 @@
+"""Custom components the manifest refers to by `class_name`.
+
+Each class does one job the declarative manifest cannot express (well) on its own; its docstring says why.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import InitVar, dataclass, field
+from typing import Any, Iterable, List, Mapping, MutableMapping, Optional
+
+import orjson
+import requests
+from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
+from airbyte_cdk.sources.streams.call_rate import APIBudget
+from airbyte_cdk.sources.streams.http.http_client import HttpClient
+
+logger = logging.getLogger("airbyte")
+
+STRIPE_VERSION = "2024-06-20"
+DEFAULT_API_BASE = "https://api.stripe.com"
+
+
+def stripe_headers(config: Mapping[str, Any]) -> dict[str, str]:
+    """The headers every Stripe request of this connector carries."""
+    headers = {"Authorization": f"Bearer {config['client_secret']}", "Stripe-Version": STRIPE_VERSION}
+    if config.get("account_id"):
+        headers["Stripe-Account"] = config["account_id"]
+    return headers
+
+
+def api_base(config: Mapping[str, Any]) -> str:
+    return (config.get("api_base_url") or DEFAULT_API_BASE).rstrip("/")
+
+
+@dataclass
+class StripeListExtractor(RecordExtractor):
+    """Reads `body["data"]` of a Stripe list page straight from the parsed JSON.
+
+    The manifest's `DpathExtractor` walks the whole response on every page (measured at ~70% of worker CPU);
+    Stripe's list envelope always holds its records at `data`, so this reads them directly.
+    """
+
+    parameters: InitVar[Mapping[str, Any]] = None
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
+        body = orjson.loads(response.content) if response.content else {}
+        return body.get("data") or []
+
+
+@dataclass
+class InvoiceLinesCompleter(StripeListExtractor):
+    """Gives every invoice its complete `lines`.
+
+    Stripe embeds at most the first 10 lines of an invoice (`lines.has_more` tells there are more); the rest
+    come from `GET /v1/invoices/{id}/lines`. A manifest can page a child stream, but not merge a child list back
+    into its parent record, so this extractor fetches the missing pages through the CDK's HTTP client (same
+    retries and rate budget as the streams) and merges them: `lines.data` holds every line, `has_more` is false.
+    """
+
+    config: Mapping[str, Any] = field(default_factory=dict)
+    api_budget: Optional[APIBudget] = None
+    page_size: int = 100
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._http = HttpClient(name="invoice_lines", logger=logger, api_budget=self.api_budget)
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
+        invoices = super().extract_records(response)
+        for invoice in invoices:
+            lines = invoice.get("lines")
+            if lines and lines.get("has_more"):
+                lines["data"] = lines["data"] + self._remaining_lines(invoice["id"], lines["data"])
+                lines["has_more"] = False
+        return invoices
+
+    def _remaining_lines(self, invoice_id: str, first_lines: List[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+        url = f"{api_base(self.config)}/v1/invoices/{invoice_id}/lines"
+        headers = stripe_headers(self.config)
+        fetched: List[Mapping[str, Any]] = []
+        cursor = first_lines[-1]["id"] if first_lines else None
+        while True:
+            params = {"limit": str(self.page_size)}
+            if cursor:
+                params["starting_after"] = cursor
+            _, page = self._http.send_request("GET", url, request_kwargs={}, headers=headers, params=params)
+            body = orjson.loads(page.content)
+            fetched.extend(body["data"])
+            if not body.get("has_more") or not body["data"]:
+                return fetched
+            cursor = body["data"][-1]["id"]

@@ -1,0 +1,36 @@
+"""The connector: the declarative manifest plus what the command line hands it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Mapping, Optional
+
+from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def manifest_path() -> Path:
+    """The packaged manifest (inside the wheel), or the repository's root manifest in a source checkout.
+
+    Always absolute: the CDK opens a relative path against the current directory first, so a stray
+    `manifest.yaml` there would silently replace ours.
+    """
+    packaged = PACKAGE_DIR / "manifest.yaml"
+    return packaged if packaged.exists() else PACKAGE_DIR.parent / "manifest.yaml"
+
+
+class SourceStripeOntologie(YamlDeclarativeSource):
+    """Stripe source built from `manifest.yaml`.
+
+    CDK 7 reads with the config, catalog and state given at construction (not those passed to `read`), so the
+    entry point builds this class with the command line's files.
+    """
+
+    def __init__(
+        self,
+        config: Optional[Mapping[str, Any]] = None,
+        catalog: Optional[ConfiguredAirbyteCatalog] = None,
+        state: Optional[List[AirbyteStateMessage]] = None,
+    ) -> None:
+        super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=state)

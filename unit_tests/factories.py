@@ -1,0 +1,63 @@
+"""Small factories for Stripe-shaped objects and list pages used by the unit tests."""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterable, List, Optional
+from urllib.parse import parse_qs, urlparse
+
+API = "https://api.stripe.test"
+TEST_KEY = "rk_test_51UnitTestKeyAbCdEfGh0000wxyz"
+PREFIX = {"customers": "cus", "charges": "ch", "subscriptions": "sub", "invoices": "in", "products": "prod",
+          "payouts": "po", "lines": "il"}
+STREAMS = ["customers", "charges", "subscriptions", "invoices", "products", "payouts"]
+
+_ids = itertools.count(1)
+
+
+def config(**overrides: Any) -> dict[str, Any]:
+    return {"client_secret": TEST_KEY, "api_base_url": API, **overrides}
+
+
+def stripe_object(resource: str, created: int = 1_700_000_000, **fields: Any) -> dict[str, Any]:
+    obj = {"id": f"{PREFIX[resource]}_{next(_ids):08d}", "object": resource.rstrip("s"), "created": created,
+           "livemode": False, "metadata": {}}
+    obj.update(fields)
+    return obj
+
+
+def objects(resource: str, count: int, newest: int = 1_700_000_000) -> List[dict[str, Any]]:
+    """`count` objects, newest first, one second apart."""
+    return [stripe_object(resource, created=newest - i) for i in range(count)]
+
+
+def invoice_with_lines(line_count: int, embedded: int = 10) -> tuple[dict[str, Any], List[dict[str, Any]]]:
+    """An invoice as Stripe lists it (first `embedded` lines, has_more) and all of its lines."""
+    lines = [stripe_object("lines", amount=100 + i, currency="usd") for i in range(line_count)]
+    invoice = stripe_object("invoices")
+    invoice["lines"] = {"object": "list", "url": f"/v1/invoices/{invoice['id']}/lines",
+                        "has_more": line_count > embedded, "data": lines[:embedded]}
+    return invoice, lines
+
+
+def list_page(data: Iterable[dict[str, Any]], has_more: bool, url: str = "/v1/x") -> dict[str, Any]:
+    return {"object": "list", "url": url, "has_more": has_more, "data": list(data)}
+
+
+def paged_responder(all_objects: List[dict[str, Any]], url: str):
+    """A requests-mock callback that serves `all_objects` the way Stripe pages a list (limit, starting_after)."""
+
+    def respond(request, context):
+        query = parse_qs(urlparse(request.url).query)
+        limit = int(query.get("limit", ["10"])[0])
+        start = 0
+        if "starting_after" in query:
+            ids = [o["id"] for o in all_objects]
+            start = ids.index(query["starting_after"][0]) + 1
+        page = all_objects[start:start + limit]
+        return list_page(page, has_more=start + limit < len(all_objects), url=url)
+
+    return respond
+
+
+def query_of(request) -> dict[str, List[str]]:
+    return parse_qs(urlparse(request.url).query)

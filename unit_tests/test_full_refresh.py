@@ -1,0 +1,93 @@
+"""Full-refresh reads: pagination, request shape, per-stream parameters, complete invoice lines."""
+from __future__ import annotations
+
+import pytest
+
+from unit_tests.factories import API, STREAMS, TEST_KEY, config, invoice_with_lines, objects, paged_responder, query_of
+
+
+def _serve(requests_mock, resource: str, items):
+    url = f"{API}/v1/{resource}"
+    requests_mock.get(url, json=paged_responder(items, f"/v1/{resource}"))
+    return url
+
+
+def test_pagination_follows_starting_after_until_has_more_is_false(requests_mock, read_stripe):
+    charges = objects("charges", 250)
+    _serve(requests_mock, "charges", charges)
+
+    output = read_stripe(config(), "charges")
+
+    assert [r.record.data["id"] for r in output.records] == [c["id"] for c in charges]
+    calls = [query_of(c) for c in requests_mock.request_history]
+    assert len(calls) == 3
+    assert "starting_after" not in calls[0]
+    assert calls[1]["starting_after"] == [charges[99]["id"]]
+    assert calls[2]["starting_after"] == [charges[199]["id"]]
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_every_request_carries_limit_bearer_key_and_pinned_version(requests_mock, read_stripe, stream):
+    _serve(requests_mock, stream, objects(stream, 3))
+
+    output = read_stripe(config(), stream)
+
+    assert len(output.records) == 3
+    request = requests_mock.request_history[0]
+    assert query_of(request)["limit"] == ["100"]
+    assert request.headers["Authorization"] == f"Bearer {TEST_KEY}"
+    assert request.headers["Stripe-Version"] == "2024-06-20"
+    assert "Stripe-Account" not in request.headers
+
+
+def test_connected_account_is_sent_as_stripe_account_header(requests_mock, read_stripe):
+    _serve(requests_mock, "payouts", objects("payouts", 1))
+
+    read_stripe(config(account_id="acct_1Connected"), "payouts")
+
+    assert requests_mock.request_history[0].headers["Stripe-Account"] == "acct_1Connected"
+
+
+def test_subscriptions_ask_for_every_status_so_canceled_ones_arrive(requests_mock, read_stripe):
+    _serve(requests_mock, "subscriptions", objects("subscriptions", 2))
+
+    read_stripe(config(), "subscriptions")
+
+    assert query_of(requests_mock.request_history[0])["status"] == ["all"]
+
+
+def test_products_expand_their_default_price(requests_mock, read_stripe):
+    _serve(requests_mock, "products", objects("products", 2))
+
+    read_stripe(config(), "products")
+
+    assert query_of(requests_mock.request_history[0])["expand[]"] == ["data.default_price"]
+
+
+def test_invoice_with_25_lines_arrives_with_all_25(requests_mock, read_stripe):
+    invoice, lines = invoice_with_lines(25)
+    small_invoice, small_lines = invoice_with_lines(3)
+    _serve(requests_mock, "invoices", [invoice, small_invoice])
+    requests_mock.get(f"{API}/v1/invoices/{invoice['id']}/lines",
+                      json=paged_responder(lines, f"/v1/invoices/{invoice['id']}/lines"))
+
+    output = read_stripe(config(), "invoices")
+
+    by_id = {r.record.data["id"]: r.record.data for r in output.records}
+    assert [line["id"] for line in by_id[invoice["id"]]["lines"]["data"]] == [line["id"] for line in lines]
+    assert by_id[invoice["id"]]["lines"]["has_more"] is False
+    assert len(by_id[small_invoice["id"]]["lines"]["data"]) == 3
+    line_requests = [r for r in requests_mock.request_history if r.path.endswith("/lines")]
+    assert query_of(line_requests[0])["starting_after"] == [lines[9]["id"]]
+    assert line_requests[0].headers["Authorization"] == f"Bearer {TEST_KEY}"
+
+
+def test_amounts_and_timestamps_pass_through_as_integers(requests_mock, read_stripe):
+    charge = objects("charges", 1)[0] | {"amount": 123456789012, "currency": "jpy"}
+    _serve(requests_mock, "charges", [charge])
+
+    record = read_stripe(config(), "charges").records[0].record.data
+
+    assert record["amount"] == 123456789012 and isinstance(record["amount"], int)
+    assert record["created"] == charge["created"] and isinstance(record["created"], int)
+    assert record["currency"] == "jpy"
