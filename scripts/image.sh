@@ -104,6 +104,7 @@ cmd_base() {
     rm -rf "$rootfs"
     mkdir -p "$rootfs"
     log "base: debootstrap $DEBIAN_SUITE from $DEBIAN_MIRROR into $rootfs (a few minutes)"
+    # shellcheck disable=SC2054  # the commas belong to --include's package list
     local boot=(debootstrap --variant=minbase
       --include=python3,python3-venv,python3-pip,ca-certificates
       "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR")
