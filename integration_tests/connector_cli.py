@@ -5,6 +5,8 @@ End-to-end tests, the demo and the benchmark all go through this one runner, so 
 """
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import json
 import os
 import shutil
@@ -20,11 +22,34 @@ STREAMS = ("customers", "charges", "subscriptions", "invoices", "products", "pay
 
 
 def connector_command() -> List[str]:
-    """The installed console script when there is one beside this interpreter, else the module from this checkout."""
+    """The installed console script, as Airbyte runs it, when it is this checkout's code; else this checkout's module.
+
+    A stale install (code changed since `make install`) would test yesterday's connector, so it is used only
+    when every installed file equals the checkout's.
+    """
     script = Path(sys.executable).parent / "source-stripe-ontologie"
-    if script.exists() and os.environ.get("CONNECTOR_FROM_SOURCE") != "1":
+    if script.exists() and _installed_package_matches_checkout():
         return [str(script)]
     return [sys.executable, "-m", "source_stripe_ontologie.run"]
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_package_matches_checkout() -> bool:
+    try:
+        dist = importlib.metadata.distribution("source-stripe-ontologie")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    installed = [f for f in dist.files or [] if f.parts[0] == "source_stripe_ontologie" and f.suffix in (".py", ".json", ".yaml")]
+    if not installed:
+        return False
+    for file in installed:
+        relative = Path(*file.parts[1:])
+        ours = REPO / "manifest.yaml" if relative == Path("manifest.yaml") else REPO / "source_stripe_ontologie" / relative
+        if not ours.exists() or ours.read_bytes() != Path(file.locate()).read_bytes():
+            return False
+    checkout = {p.relative_to(REPO / "source_stripe_ontologie") for p in (REPO / "source_stripe_ontologie").rglob("*")
+                if p.suffix in (".py", ".json") and "__pycache__" not in p.parts}
+    return checkout <= {Path(*f.parts[1:]) for f in installed}
 
 
 def configured_catalog(streams: Iterable[str] = STREAMS, sync_mode: str = "full_refresh") -> dict:
@@ -108,6 +133,8 @@ def run_connector(command: str, config: Optional[Mapping[str, Any]] = None, cata
                 path.write_text(json.dumps(content))
                 args += [flag, str(path)]
         env = {**os.environ, **(extra_env or {})}
+        if args[0] == sys.executable:  # running the checkout's module: make it importable from any cwd
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         started = time.monotonic()
         if stdout_path is not None:
             with open(stdout_path, "wb") as out:

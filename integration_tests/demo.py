@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from pathlib import Path
 
 from integration_tests.connector_cli import REPO, STREAMS, configured_catalog, run_connector
@@ -41,7 +40,7 @@ def main() -> int:
             for error in read.errors():
                 print(f"error: {error['message']}")
             return 1
-        pages = _pages_per_stream(sim)
+        pages = dict(sim.stats.requests)
         seconds = _seconds_per_stream(read)
 
     print(f"read:     {len(read.records())} records in {read.seconds:.1f} s\n")
@@ -50,19 +49,14 @@ def main() -> int:
         records = read.records(stream)
         path = args.out / f"{stream}.jsonl"
         path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-        print(f"{stream:<15}{len(records):>9}{pages[stream]:>7}{seconds.get(stream, 0.0):>9.2f}   {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        stream_pages = pages.get("/v1/" + stream, 0)
+        print(f"{stream:<15}{len(records):>9}{stream_pages:>7}{seconds.get(stream, 0.0):>9.2f}   {shown}")
+    line_pages = pages.get("/v1/invoices/{invoice}/lines", 0)
+    if line_pages:
+        print(f"(plus {line_pages} pages of /v1/invoices/{{id}}/lines completing invoices with more than 10 lines)")
     print("\nThese records are simulated data in Stripe's shape (API 2024-06-20), not a real account's.")
     return 0
-
-
-def _pages_per_stream(sim) -> Counter:
-    """List pages the simulator served per stream (invoice line pages are counted under invoices)."""
-    pages: Counter = Counter()
-    for entry in sim.stats.request_log:
-        parts = entry.path.strip("/").split("/")
-        if len(parts) >= 2 and parts[1] in STREAMS:
-            pages[parts[1]] += 1
-    return pages
 
 
 def _seconds_per_stream(read) -> dict:
