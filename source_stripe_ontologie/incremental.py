@@ -1,0 +1,124 @@
+"""The saved state a sync starts from: dropped where it must not apply, rejected when it cannot be trusted.
+
+The manifest's `incremental_cursor` does the windows and writes the state. A stream's state is
+`{"created": "<epoch seconds>"}`: the newest `created` this connector has emitted for that stream over windows
+that all finished; the next sync reads from one second after it. These classes guard what comes *in*.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable, List, Mapping, Optional
+
+from airbyte_cdk.models import (
+    AirbyteStateMessage,
+    AirbyteStateType,
+    ConfiguredAirbyteCatalog,
+    FailureType,
+    SyncMode,
+)
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+logger = logging.getLogger("airbyte")
+
+CURSOR_FIELD = "created"
+# What the CDK writes for a stream read in full_refresh mode: no cursor, so the next incremental read starts
+# from start_date (that stream has never been read incrementally).
+NO_CURSOR_MARKER = "__ab_no_cursor_state_message"
+STATE_EXAMPLE = '[{"type": "STREAM", "stream": {"stream_descriptor": {"name": "charges"}, ' \
+                '"stream_state": {"created": "1718000000"}}}]'
+
+
+class FullRefreshStateDropper:
+    """Removes the saved state of every stream the catalog reads in `full_refresh` mode.
+
+    In CDK 7 a stream with `incremental_sync` starts from its saved state whatever its sync mode, so a
+    full_refresh read handed a state file silently returns only the objects created after it. The manifest has no
+    per-sync-mode switch, so the state is filtered before the source is built.
+    """
+
+    def __init__(self, catalog: Optional[ConfiguredAirbyteCatalog]) -> None:
+        self._full_refresh = {
+            configured.stream.name
+            for configured in (catalog.streams if catalog else [])
+            if configured.sync_mode == SyncMode.full_refresh
+        }
+
+    def keep(self, state: Optional[List[AirbyteStateMessage]]) -> Optional[List[AirbyteStateMessage]]:
+        if not state:
+            return state
+        kept = [message for message in state if _stream_name(message) not in self._full_refresh]
+        for name in sorted({_stream_name(m) for m in state} - {_stream_name(m) for m in kept}):
+            logger.info(f"Stream {name} is read in full_refresh mode: its saved state is not used.")
+        return kept
+
+
+class IncomingStateValidator:
+    """Rejects a saved state that cannot be trusted, with a message naming the stream and what is wrong.
+
+    Left to the CDK, a state for an unknown stream is ignored without a word, a `created` that is not epoch
+    seconds fails deep inside the cursor with "No format in ['%s'] matching ...", and a `created` in the future
+    silently reads nothing until the clock catches up (objects created meanwhile are skipped for good). None of
+    that can be said in the manifest.
+    """
+
+    def __init__(self, stream_names: Iterable[str], clock: Callable[[], float] = time.time) -> None:
+        self._stream_names = sorted(stream_names)
+        self._clock = clock
+
+    def validate(self, state: Optional[List[AirbyteStateMessage]]) -> None:
+        for message in state or []:
+            self._validate_message(message)
+
+    def _validate_message(self, message: AirbyteStateMessage) -> None:
+        if message.type != AirbyteStateType.STREAM or message.stream is None:
+            _reject(f"The saved state holds a {_type_name(message)} state message; this connector reads and writes "
+                    f"only per-stream (STREAM) state, e.g. {STATE_EXAMPLE}.")
+        name = _stream_name(message)
+        if name not in self._stream_names:
+            _reject(f"The saved state names stream '{name}', which this connector does not have (streams: "
+                    f"{', '.join(self._stream_names)}). Remove that entry or reset the connection's state.")
+        stream_state = _as_dict(message.stream.stream_state)
+        unknown = sorted(set(stream_state) - {CURSOR_FIELD, NO_CURSOR_MARKER})
+        if unknown:
+            _reject(f"The saved state of stream '{name}' has keys {unknown} this connector never writes; expected "
+                    f'{{"{CURSOR_FIELD}": "<epoch seconds>"}}.')
+        if CURSOR_FIELD in stream_state:
+            self._validate_cursor(name, stream_state[CURSOR_FIELD])
+
+    def _validate_cursor(self, name: str, value: Any) -> None:
+        seconds = _epoch_seconds(value)
+        if seconds is None:
+            _reject(f"The saved state of stream '{name}' has {CURSOR_FIELD}={value!r}; expected whole epoch seconds "
+                    f'such as "1718000000". Fix or reset the state of this stream.')
+        now = int(self._clock())
+        if seconds > now:
+            _reject(f"The saved state of stream '{name}' has {CURSOR_FIELD}={seconds}, which is in the future (now is "
+                    f"{now}): reading from it would skip every object created until then. Reset the state of this "
+                    f"stream, or check this machine's clock.")
+
+
+def _epoch_seconds(value: Any) -> Optional[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _as_dict(stream_state: Any) -> Mapping[str, Any]:
+    if stream_state is None:
+        return {}
+    return stream_state if isinstance(stream_state, Mapping) else stream_state.__dict__
+
+
+def _stream_name(message: AirbyteStateMessage) -> Optional[str]:
+    return message.stream.stream_descriptor.name if message.stream else None
+
+
+def _type_name(message: AirbyteStateMessage) -> str:
+    return message.type.value if message.type else "legacy"
+
+
+def _reject(text: str) -> None:
+    raise AirbyteTracedException(message=text, internal_message=text, failure_type=FailureType.config_error)
