@@ -194,3 +194,30 @@ def test_full_refresh_reads_everything_even_when_handed_a_state(requests_mock):
                               sync_mode=SyncMode.full_refresh)
 
     assert len(emitted_ids(output)) == 3
+
+
+def test_lookback_never_reaches_before_start_date(requests_mock):
+    start = now() - 3 * DAY
+    charges = LiveList(requests_mock, "charges")
+    before_start = charges.add(start - 1)
+    inside = charges.add(start, start + 10)
+    cfg = config_since(start, lookback_window_days=2)
+
+    first = read_incremental(cfg, "charges")
+    again = read_incremental(cfg, "charges", state=next_state(first, "charges"))
+
+    assert sorted(emitted_ids(first)) == sorted(o["id"] for o in inside)
+    assert sorted(emitted_ids(again)) == sorted(o["id"] for o in inside)
+    assert before_start[0]["id"] not in emitted_ids(first) + emitted_ids(again)
+
+
+def test_defaults_are_30_day_windows_ending_60_seconds_before_now(requests_mock):
+    start = now() - 45 * DAY
+    LiveList(requests_mock, "payouts")
+
+    before = now()
+    read_incremental(config_since(start), "payouts")
+
+    read = windows(requests_mock, "payouts")
+    assert read[0] == (start, start + 30 * DAY - 1)
+    assert before - 60 <= read[-1][1] <= now() - 60
