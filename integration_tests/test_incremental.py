@@ -116,6 +116,7 @@ def test_a_window_failing_persistently_holds_its_stream_state_until_it_reads(str
     failing_from, failing_to = 1672531200, 1675209600  # January 2023, inside the seeded charges
     sim.faults.fail_resource("charges", status=400, created_gte=failing_from, created_lt=failing_to)
 
+    started = int(time.time())
     first = sync.read()
     second = sync.read(state=first.next_state())
     sim.faults.clear()
@@ -124,8 +125,7 @@ def test_a_window_failing_persistently_holds_its_stream_state_until_it_reads(str
     assert first.exit_code != 0 and second.exit_code != 0 and third.exit_code == 0
     assert first.errors and second.errors
     assert first.cursor("charges") < failing_from and second.cursor("charges") < failing_from
-    newest = {stream: max(o["created"] for o in sim.objects(stream)) for stream in STREAMS}
-    assert all(first.cursor(s) == newest[s] for s in STREAMS if s != "charges")  # the other streams finished
+    assert all(first.cursor(s) >= started - LAG for s in STREAMS if s != "charges")  # the other streams finished
     every = first.ids("charges") + second.ids("charges") + third.ids("charges")
     assert sorted(set(every)) == ids_of(sim, "charges")
     created = {o["id"]: o["created"] for o in sim.objects("charges")}
@@ -145,13 +145,15 @@ def test_state_file_round_trips_and_the_next_sync_starts_one_second_after_it(str
         assert stream_state["stream"]["stream_state"] == {"created": str(first.cursor(stream))}
         assert windows_read(sim, stream)[0][0] == first.cursor(stream) + 1
         assert second.ids(stream) == []
-        assert second.cursor(stream) == first.cursor(stream)
+        assert second.cursor(stream) > first.cursor(stream)  # it advanced to the end of what it read
     assert second.exit_code == 0
 
 
 def test_lookback_re_sends_exactly_the_objects_of_its_days_before_the_state(stripe_simulator, sync):
     sim = stripe_simulator
-    lookback_days = 200
+    lookback_days = 3
+    for days_ago in (1, 2, 4, 5):
+        create_one_of_each(sim, created=int(time.time()) - days_ago * DAY)
     first = sync.read()
 
     second = sync.read(state=first.next_state(), lookback_window_days=lookback_days)

@@ -7,8 +7,13 @@ from typing import Any, Iterator, List, Mapping, Optional
 
 from airbyte_cdk.models import AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
 
-from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
+from source_stripe_ontologie.incremental import (
+    FinishedWindowsStateConverter,
+    FullRefreshStateDropper,
+    IncomingStateValidator,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -39,6 +44,12 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         state = FullRefreshStateDropper(catalog).keep(state)
         super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=state)
         self._incoming_state = state
+
+    def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
+        streams = super().streams(config)
+        for stream in streams:
+            FinishedWindowsStateConverter.install(stream.cursor)
+        return streams
 
     def read(
         self,
