@@ -1,11 +1,19 @@
 """The connector: the declarative manifest plus what the command line hands it."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any, List, Mapping, Optional
+from typing import Any, Iterator, List, Mapping, Optional
 
-from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog
+from airbyte_cdk.models import AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
+
+from source_stripe_ontologie.incremental import (
+    FinishedWindowsStateConverter,
+    FullRefreshStateDropper,
+    IncomingStateValidator,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -33,4 +41,23 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         catalog: Optional[ConfiguredAirbyteCatalog] = None,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> None:
+        state = FullRefreshStateDropper(catalog).keep(state)
         super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=state)
+        self._incoming_state = state
+
+    def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
+        streams = super().streams(config)
+        for stream in streams:
+            FinishedWindowsStateConverter.install(stream.cursor)
+        return streams
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: Optional[List[AirbyteStateMessage]] = None,
+    ) -> Iterator[AirbyteMessage]:
+        stream_names = [stream["name"] for stream in self.resolved_manifest["streams"]]
+        IncomingStateValidator(stream_names).validate(self._incoming_state)
+        yield from super().read(logger, config, catalog, state)
