@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import gc
 import json
 import random
 import socket
@@ -133,8 +134,16 @@ class StripeSimulator:
                 state = self._states.get(mode)
                 if state is None:
                     started = time.perf_counter()
-                    dataset = Dataset.generate(seed=self.seed, counts=self.counts, livemode=mode == "live")
-                    state = ModeState(dataset)
+                    was_enabled = gc.isenabled()
+                    gc.disable()
+                    try:
+                        dataset = Dataset.generate(seed=self.seed, counts=self.counts, livemode=mode == "live")
+                        state = ModeState(dataset)
+                    finally:
+                        if was_enabled:
+                            gc.enable()
+                    if sum(self.counts.values()) >= 50_000:
+                        gc.freeze()  # keep the collector from re-scanning a big, long-lived heap while serving
                     self.startup_seconds[mode] = time.perf_counter() - started
                     self._states[mode] = state
         return state
@@ -511,6 +520,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
+    def setup(self):
+        super().setup()
+        # Headers and body go out in one write; without TCP_NODELAY, Nagle plus the client's delayed ACK would
+        # still add ~40 ms to any response split across segments.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format, *args):  # keep test output clean; the simulator keeps its own request log
         pass
 
@@ -541,8 +556,12 @@ class _Handler(BaseHTTPRequestHandler):
                  "params": parse_qsl(query, keep_blank_values=True), "headers": _redacted_headers(self.headers),
                  "endpoint": _endpoint_name(path), "status": None, "mode": None}
         records = 0
+        finished = False
         try:
             if sim.faults.should_drop():
+                entry["duration_ms"] = round((time.time() - entry["time"]) * 1000, 3)
+                sim.stats.finished(entry)  # logged before the socket closes, so a client sees it at once
+                finished = True
                 self.close_connection = True
                 try:
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -552,18 +571,28 @@ class _Handler(BaseHTTPRequestHandler):
             delay = sim.latency.delay_seconds(sim._latency_rng)
             if delay > 0:
                 time.sleep(delay)
-            if method != "GET":
-                raise ApiError(405, f"Unrecognized request URL ({method}: {path}). The simulator serves GET only.")
             try:
+                if method != "GET":
+                    raise ApiError(405, f"Unrecognized request URL ({method}: {path}). The simulator serves GET "
+                                        f"only.")
                 status, payload, headers, mode, records = sim.handle_v1(path, query, self.headers)
                 entry["mode"] = mode
             except ApiError as err:
                 status, payload, headers = err.status, dumps(err.body()), err.headers
+            except Exception as exc:  # a simulator bug must still look like a Stripe 500, not a hang
+                entry["error"] = repr(exc)
+                status, headers = 500, {}
+                payload = dumps({"error": {"type": "api_error", "message": "Simulator internal error"}})
             entry["status"] = status
+            entry["duration_ms"] = round((time.time() - entry["time"]) * 1000, 3)
+            sim.stats.finished(entry, records)  # before writing: the log is complete when the client reads
+            finished = True
             self._send(status, payload, headers, sim)
         finally:
-            entry["duration_ms"] = round((time.time() - entry["time"]) * 1000, 3)
-            sim.stats.finished(entry, records)
+            if not finished:
+                entry["duration_ms"] = round((time.time() - entry["time"]) * 1000, 3)
+                entry["status"] = entry["status"] or 500
+                sim.stats.finished(entry, records)
 
     def _send(self, status: int, payload: bytes, headers: dict, sim: Optional[StripeSimulator] = None) -> None:
         self.send_response(status)
@@ -574,8 +603,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Stripe-Version", self.headers.get("Stripe-Version") or API_VERSION)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        self._headers_buffer.append(b"\r\n")
+        self.wfile.write(b"".join(self._headers_buffer) + payload)
+        self._headers_buffer = []
 
 
 def _redacted_headers(headers) -> Dict[str, str]:
