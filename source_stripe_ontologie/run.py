@@ -2,11 +2,28 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import Any, List, Mapping, Optional
 
-from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
+from airbyte_cdk.entrypoint import AirbyteEntrypoint
+from airbyte_cdk.logger import PRINT_BUFFER
+from airbyte_cdk.models import ConnectorSpecification
 
+from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.source import SourceStripeOntologie
+
+
+class StripeEntrypoint(AirbyteEntrypoint):
+    """The CDK's entry point, with our config validation ahead of the CDK's JSON-schema validation.
+
+    The CDK validates the config against the spec before `check`, `discover` and `read` reach the source, and
+    its message ("'x' does not match '^acct_...'") names neither the field nor the fix. Ours runs first, with
+    the same outcome (a config error: FAILED connection status for check, an error trace for the others).
+    """
+
+    @staticmethod
+    def validate_connection(source_spec: ConnectorSpecification, config: Mapping[str, Any]) -> None:
+        ConfigValidator().validate(config)
+        AirbyteEntrypoint.validate_connection(source_spec, config)
 
 
 def build_source(args: List[str]) -> SourceStripeOntologie:
@@ -21,8 +38,13 @@ def build_source(args: List[str]) -> SourceStripeOntologie:
 
 
 def run(args: Optional[List[str]] = None) -> None:
+    """`airbyte_cdk.entrypoint.launch`, with `StripeEntrypoint` in place of `AirbyteEntrypoint`."""
     args = sys.argv[1:] if args is None else args
-    launch(build_source(args), args)
+    entrypoint = StripeEntrypoint(build_source(args))
+    parsed_args = entrypoint.parse_args(args)
+    with PRINT_BUFFER:
+        for message in entrypoint.run(parsed_args):
+            print(f"{message}\n", end="")
 
 
 if __name__ == "__main__":
