@@ -1,0 +1,613 @@
+"""``StripeSimulator``: the datasets of both modes, the /v1 list API, the control API and the HTTP server."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import random
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Dict, Iterable, List, Optional
+from urllib.parse import parse_qsl, urlsplit
+
+from . import keys as keys_module
+from .behaviour import Faults, Latency, RateLimiter, RateLimits, Stats
+from .data import OBJECT_NAME, RESOURCES, Dataset
+from .listing import ApiError, build_predicate, expansions, half_open, page_args, parse_query, range_bounds
+from .spec import API_VERSION, load_spec, query_parameters
+from .store import Collection, Record, dumps, list_body
+
+EVENT_RETENTION_SECONDS = 30 * 86400
+MODES = ("test", "live")
+EVENT_PREFIX = {"customers": "customer", "charges": "charge", "subscriptions": "customer.subscription",
+                "invoices": "invoice", "products": "product", "payouts": "payout"}
+
+
+class ModeState:
+    """Everything one mode (test or live) holds: collections per resource plus events, prices, invoice lines."""
+
+    def __init__(self, dataset: Dataset):
+        self.livemode = dataset.livemode
+        self.factory = dataset.factory
+        self.collections: Dict[str, Collection] = {r: Collection(dataset.objects[r]) for r in RESOURCES}
+        self.collections["events"] = Collection()
+        self.prices: Dict[str, Record] = {pid: Record(p) for pid, p in dataset.prices.items()}
+        self.lines: Dict[str, List[Record]] = {iid: [Record(l) for l in ls]
+                                               for iid, ls in dataset.invoice_lines.items()}
+        self.deleted: Dict[str, Dict[str, dict]] = {r: {} for r in RESOURCES}
+
+    def lookup(self, resource: str, obj_id: str) -> Optional[dict]:
+        if resource == "prices":
+            rec = self.prices.get(obj_id)
+            return rec.obj if rec else None
+        rec = self.collections[resource].by_id.get(obj_id)
+        if rec is not None:
+            return rec.obj
+        gone = self.deleted.get(resource, {}).get(obj_id)
+        if gone is not None:
+            return {"id": obj_id, "object": OBJECT_NAME[resource], "deleted": True}
+        return None
+
+
+class StripeSimulator:
+    """A local Stripe API for the six list endpoints, events and invoice lines. See the package docstring."""
+
+    def __init__(self, seed: int = 7, size: Optional[str] = None, counts: Optional[Dict[str, int]] = None,
+                 rate_limits: Optional[RateLimits] = None, latency: Optional[Latency] = None,
+                 clock: Callable[[], float] = time.time, preload: Iterable[str] = MODES, port: int = 0):
+        self.seed = seed
+        self.size = size
+        self.counts = Dataset.resolve_counts(size, counts)
+        self.rate_limits = rate_limits
+        self.latency = latency or Latency()
+        self.clock = clock
+        self.keys = keys_module.KeyRegistry.default()
+        self.faults = Faults(seed)
+        self.stats = Stats()
+        self.port = port
+        self._preload = tuple(preload)
+        self._states: Dict[str, ModeState] = {}
+        self._state_lock = threading.Lock()
+        self._lock = threading.RLock()  # guards collections against concurrent mutation while paging
+        self._limiter = RateLimiter(rate_limits) if rate_limits else None
+        self._latency_rng = random.Random(f"latency/{seed}")
+        self._request_ids = random.Random(f"requests/{seed}")
+        self._params = query_parameters(load_spec())
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+        self.startup_seconds: Dict[str, float] = {}
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+    def start(self) -> "StripeSimulator":
+        for mode in self._preload:
+            self._state(mode)
+        server = _Server(("127.0.0.1", self.port), _Handler)
+        server.simulator = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="stripe-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "StripeSimulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        return self._limiter is not None
+
+    def set_rate_limits(self, rate_limits: Optional[RateLimits]) -> None:
+        """Switch rate limiting on (with these budgets) or off (None) while running."""
+        self.rate_limits = rate_limits
+        self._limiter = RateLimiter(rate_limits) if rate_limits else None
+
+    def add_key(self, key: str, mode: Optional[str] = None, resources: Optional[Iterable[str]] = None,
+                revoked: bool = False) -> keys_module.KeyInfo:
+        """Register a key; ``resources`` None = read everything, else the set readable (others -> 403)."""
+        return self.keys.add(key, mode=mode, resources=resources, revoked=revoked)
+
+    def _state(self, mode: str) -> ModeState:
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'test' or 'live', not {mode!r}")
+        state = self._states.get(mode)
+        if state is None:
+            with self._state_lock:
+                state = self._states.get(mode)
+                if state is None:
+                    started = time.perf_counter()
+                    dataset = Dataset.generate(seed=self.seed, counts=self.counts, livemode=mode == "live")
+                    state = ModeState(dataset)
+                    self.startup_seconds[mode] = time.perf_counter() - started
+                    self._states[mode] = state
+        return state
+
+    # ---- reading (tests assert exact sync against these) --------------------------------------------------
+    def objects(self, resource: str, mode: str = "test") -> List[dict]:
+        """All current objects of a resource, newest first, exactly as the API renders them."""
+        state = self._state(mode)
+        with self._lock:
+            payloads = [r.json for r in state.collections[resource].newest_first()]
+        return [json.loads(p) for p in payloads]
+
+    def get(self, resource: str, obj_id: str, mode: str = "test") -> dict:
+        state = self._state(mode)
+        with self._lock:
+            rec = state.collections[resource].by_id.get(obj_id)
+            if rec is None:
+                raise KeyError(f"no {resource} {obj_id} in {mode} mode")
+            return json.loads(rec.json)
+
+    def invoice_lines(self, invoice_id: str, mode: str = "test") -> List[dict]:
+        """The full line list of an invoice (the invoice itself embeds only the first 10)."""
+        state = self._state(mode)
+        with self._lock:
+            return [json.loads(r.json) for r in state.lines[invoice_id]]
+
+    def events(self, mode: str = "test", types: Optional[Iterable[str]] = None) -> List[dict]:
+        """Retained events (30 days against ``clock``), newest first."""
+        wanted = set(types) if types else None
+        cutoff = int(self.clock()) - EVENT_RETENTION_SECONDS
+        return [e for e in self.objects("events", mode)
+                if e["created"] >= cutoff and (wanted is None or e["type"] in wanted)]
+
+    def reset_stats(self) -> None:
+        self.stats.reset()
+
+    # ---- control API: create / update / delete, each recording Stripe's event ----------------------------
+    def create(self, resource: str, mode: str = "test", created: Optional[int] = None,
+               line_count: Optional[int] = None, **fields) -> dict:
+        """Create an object with a chosen ``created`` (default: clock now) and field overrides.
+
+        Records ``<type>.created`` (charges: ``charge.succeeded|pending|failed``) dated at ``created``.
+        Invoices take ``line_count`` (default 2) and embed the first 10 lines.
+        """
+        self._check_resource(resource)
+        state = self._state(mode)
+        created = int(self.clock() if created is None else created)
+        with self._lock:
+            obj, lines, prices = self._build(state, resource, created, line_count, fields)
+            for key, value in fields.items():
+                obj[key] = value
+            obj["created"] = created
+            obj["livemode"] = state.livemode
+            for p in prices:
+                state.prices[p["id"]] = Record(p)
+            if lines is not None:
+                state.lines[obj["id"]] = [Record(l) for l in lines]
+            state.collections[resource].add(obj)
+            if resource == "charges":
+                event_type = f"charge.{obj['status']}"
+            else:
+                event_type = f"{EVENT_PREFIX[resource]}.created"
+            self._record_event(state, event_type, obj, created=created)
+            return copy.deepcopy(obj)
+
+    def _build(self, state: ModeState, resource: str, created: int, line_count: Optional[int], fields: dict):
+        f = state.factory
+        rng = f.rng
+        customers = state.collections["customers"]
+
+        def customer_for() -> dict:
+            wanted = fields.get("customer")
+            if isinstance(wanted, str):
+                rec = customers.by_id.get(wanted)
+                if rec is None:
+                    raise KeyError(f"no customer {wanted} in {'live' if state.livemode else 'test'} mode")
+                return rec.obj
+            if not customers.records:
+                raise ValueError("create a customer first")
+            return rng.choice(customers.records).obj
+
+        if resource == "customers":
+            return f.customer(created), None, []
+        if resource == "charges":
+            return f.charge(created, customer_for()), None, []
+        if resource == "payouts":
+            return f.payout(created, status=fields.get("status")), None, []
+        if resource == "products":
+            prices: List[dict] = []
+            product = f.product(created, active=fields.get("active", True), prices=prices)
+            return product, None, prices
+        recurring = [r.obj for r in state.prices.values() if r.obj["type"] == "recurring"]
+        if not recurring:
+            raise ValueError("no recurring price to subscribe to; create a product first")
+        if resource == "subscriptions":
+            return f.subscription(created, customer_for(), [rng.choice(recurring)],
+                                  status=fields.get("status")), None, []
+        if resource == "invoices":
+            sub = None
+            if isinstance(fields.get("subscription"), str):
+                sub_rec = state.collections["subscriptions"].by_id.get(fields["subscription"])
+                sub = sub_rec.obj if sub_rec else None
+            cust = customer_for() if sub is None else customers.by_id[sub["customer"]].obj
+            invoice, lines = f.invoice(created, cust, sub, recurring, 2 if line_count is None else line_count,
+                                       status=fields.get("status"))
+            return invoice, lines, []
+        raise ValueError(resource)
+
+    def update(self, resource: str, obj_id: str, mode: str = "test", event_type: Optional[str] = None,
+               **fields) -> dict:
+        """Change fields; records the matching event with ``data.previous_attributes`` (changed keys only),
+        dated ``clock()``: ``charge.refunded``, ``customer.subscription.deleted`` (status -> canceled),
+        ``invoice.paid``, ``payout.paid|failed|canceled``, otherwise ``<type>.updated``."""
+        self._check_resource(resource)
+        state = self._state(mode)
+        with self._lock:
+            coll = state.collections[resource]
+            rec = coll.by_id.get(obj_id)
+            if rec is None:
+                raise KeyError(f"no {resource} {obj_id} in {mode} mode")
+            obj = rec.obj
+            if resource == "products" and "updated" not in fields:
+                fields["updated"] = int(self.clock())
+            previous = {k: copy.deepcopy(obj.get(k)) for k, v in fields.items() if obj.get(k) != v}
+            if "created" in fields and fields["created"] != obj["created"]:
+                coll.remove(obj_id)
+                obj.update(fields)
+                coll.add(obj)
+            else:
+                obj.update(fields)
+                rec.invalidate()
+            if event_type is None:
+                event_type = self._update_event_type(resource, previous, obj)
+            self._record_event(state, event_type, obj, previous=previous)
+            return copy.deepcopy(obj)
+
+    @staticmethod
+    def _update_event_type(resource: str, previous: dict, obj: dict) -> str:
+        status_changed = "status" in previous
+        if resource == "charges" and (("refunded" in previous and obj["refunded"])
+                                      or obj["amount_refunded"] > (previous.get("amount_refunded") or 0)
+                                      and "amount_refunded" in previous):
+            return "charge.refunded"
+        if resource == "subscriptions" and status_changed and obj["status"] == "canceled":
+            return "customer.subscription.deleted"
+        if resource == "invoices" and status_changed:
+            named = {"paid": "invoice.paid", "void": "invoice.voided", "open": "invoice.finalized",
+                     "uncollectible": "invoice.marked_uncollectible"}
+            if obj["status"] in named:
+                return named[obj["status"]]
+        if resource == "payouts" and status_changed and obj["status"] in ("paid", "failed", "canceled"):
+            return f"payout.{obj['status']}"
+        return f"{EVENT_PREFIX[resource]}.updated"
+
+    def delete(self, resource: str, obj_id: str, mode: str = "test") -> dict:
+        """Remove an object from its list and record ``<type>.deleted`` (subscriptions:
+        ``customer.subscription.deleted``). Stripe cannot delete charges or payouts, nor can the simulator."""
+        self._check_resource(resource)
+        if resource in ("charges", "payouts"):
+            raise ValueError(f"Stripe has no way to delete {resource}")
+        state = self._state(mode)
+        with self._lock:
+            rec = state.collections[resource].remove(obj_id)
+            state.deleted[resource][obj_id] = rec.obj
+            self._record_event(state, f"{EVENT_PREFIX[resource]}.deleted", rec.obj)
+            return copy.deepcopy(rec.obj)
+
+    def _record_event(self, state: ModeState, event_type: str, obj: dict, previous: Optional[dict] = None,
+                      created: Optional[int] = None) -> dict:
+        data = {"object": json.loads(dumps(obj))}
+        if previous is not None:
+            data["previous_attributes"] = previous
+        event = {
+            "id": state.factory.ids.new("events"), "object": "event", "api_version": API_VERSION,
+            "created": int(self.clock() if created is None else created), "data": data,
+            "livemode": state.livemode, "pending_webhooks": 0,
+            "request": {"id": self._request_id(), "idempotency_key": None}, "type": event_type,
+        }
+        state.collections["events"].add(event)
+        return event
+
+    @staticmethod
+    def _check_resource(resource: str) -> None:
+        if resource not in RESOURCES:
+            raise ValueError(f"unknown resource {resource!r}; known: {RESOURCES}")
+
+    def _request_id(self) -> str:
+        return "req_" + "".join(self._request_ids.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=14))
+
+    # ---- the /v1 API --------------------------------------------------------------------------------------
+    def handle_v1(self, path: str, query: str, headers) -> tuple:
+        """Answer one GET; returns ``(status, body bytes, extra headers, mode, records)``."""
+        key = self._authenticate(headers)
+        info = self.keys.get(key)
+        mode = info.mode
+        parts = path.strip("/").split("/")
+        if len(parts) == 2 and parts[1] in RESOURCES + ("events",):
+            endpoint, resource, invoice_id = parts[1], parts[1], None
+        elif len(parts) == 4 and parts[1] == "invoices" and parts[3] == "lines":
+            endpoint, resource, invoice_id = "invoice_lines", "invoices", parts[2]
+        else:
+            raise ApiError(404, f"Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs or we "
+                                f"can help at https://support.stripe.com/.")
+        account = headers.get("Stripe-Account") or info.account
+        if not info.can_read(resource) or self.faults.is_forbidden(resource, key):
+            raise ApiError(403, f"The provided key '{keys_module.redact_forbidden(key)}' does not have the required "
+                                f"permissions for this endpoint on account '{account}'. Having the "
+                                f"'{keys_module.PERMISSIONS[resource]}' permission would allow this request to "
+                                f"continue.")
+        limiter = self._limiter
+        if limiter is not None and not limiter.admit(account, mode, endpoint):
+            raise self._rate_limit_error(limiter.limits.should_retry)
+        params = parse_query(query, self._params[endpoint])
+        created = range_bounds(params, "created") if endpoint != "invoice_lines" else range_bounds({}, "created")
+        injected = self.faults.injected_status(endpoint, mode, half_open(created))
+        if injected is not None:
+            status, kind = injected
+            if kind == "429":
+                raise self._rate_limit_error(self.faults.should_retry)
+            raise ApiError(status, "An unknown error occurred", type_="api_error")
+        limit, after, before = page_args(params)
+        state = self._state(mode)
+        if endpoint == "invoice_lines":
+            body, extra, count = self._lines_page(state, invoice_id, limit, after, before)
+            return 200, body, extra, mode, count
+        predicate = build_predicate(endpoint, params)
+        expand = expansions(endpoint, params)
+        if endpoint == "events":
+            cutoff = int(self.clock()) - EVENT_RETENTION_SECONDS
+            created["gte"] = cutoff if created["gte"] is None else max(created["gte"], cutoff)
+        url = f"/v1/{endpoint}"
+        with self._lock:
+            coll = state.collections[endpoint]
+            lo, hi = coll.window(**created)
+            after_i = before_i = None
+            cursor = after or before
+            if cursor:
+                idx = coll.index_of(cursor)
+                if idx is None or not (lo <= idx < hi) or (predicate and not predicate(coll.records[idx].obj)):
+                    param = "starting_after" if after else "ending_before"
+                    raise ApiError(400, f"No such {OBJECT_NAME.get(endpoint, 'object')}: '{cursor}'",
+                                   code="resource_missing", param=param)
+                if after:
+                    after_i = idx
+                else:
+                    before_i = idx
+            records, has_more = coll.page(lo, hi, limit, predicate, after_i, before_i)
+            if expand:
+                encoded = []
+                for rec in records:
+                    obj = dict(rec.obj)
+                    for field, target in expand:
+                        if isinstance(obj.get(field), str):
+                            obj[field] = state.lookup(target, obj[field])
+                    encoded.append(dumps(obj))
+            else:
+                encoded = [r.json for r in records]
+        return 200, list_body(url, records, has_more, encoded), {}, mode, len(records)
+
+    def _lines_page(self, state: ModeState, invoice_id: str, limit: int,
+                    after: Optional[str], before: Optional[str]) -> tuple:
+        with self._lock:
+            if invoice_id not in state.collections["invoices"].by_id:
+                raise ApiError(404, f"No such invoice: '{invoice_id}'", code="resource_missing", param="invoice")
+            lines = state.lines.get(invoice_id, [])
+            start, stop = 0, len(lines)
+            if after or before:
+                cursor = after or before
+                idx = next((i for i, r in enumerate(lines) if r.obj["id"] == cursor), None)
+                if idx is None:
+                    raise ApiError(400, f"No such line item: '{cursor}'", code="resource_missing",
+                                   param="starting_after" if after else "ending_before")
+                if after:
+                    start = idx + 1
+                else:
+                    stop = idx
+                    start = max(0, stop - limit)
+            page = lines[start:start + limit] if not before else lines[start:stop]
+            has_more = (start + limit < len(lines)) if not before else start > 0
+            encoded = [r.json for r in page]
+        return list_body(f"/v1/invoices/{invoice_id}/lines", page, has_more, encoded), {}, len(page)
+
+    @staticmethod
+    def _rate_limit_error(should_retry: Optional[bool]) -> ApiError:
+        headers = {}
+        if should_retry is not None:
+            headers["Stripe-Should-Retry"] = "true" if should_retry else "false"
+        return ApiError(429, "Request rate limit exceeded. You can learn more about rate limits here "
+                             "https://stripe.com/docs/rate-limits.", code="rate_limit", headers=headers)
+
+    def _authenticate(self, headers) -> str:
+        auth = headers.get("Authorization")
+        if not auth:
+            raise ApiError(401, keys_module.MISSING_KEY_MESSAGE)
+        scheme, _, credential = auth.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() == "basic":
+            try:
+                credential = base64.b64decode(credential).decode().split(":", 1)[0]
+            except Exception:
+                credential = ""
+        elif scheme.lower() != "bearer":
+            raise ApiError(401, keys_module.MISSING_KEY_MESSAGE)
+        info = self.keys.get(credential)
+        if info is None or info.revoked:
+            raise ApiError(401, f"Invalid API Key provided: {keys_module.redact_invalid(credential)}")
+        if info.publishable:
+            raise ApiError(keys_module.PUBLISHABLE_STATUS, keys_module.PUBLISHABLE_MESSAGE)
+        return credential
+
+    # ---- the /_sim control API over HTTP ------------------------------------------------------------------
+    def handle_control(self, method: str, path: str, query: str, body: bytes) -> tuple:
+        """JSON control API; see the package docstring for the routes."""
+        args = dict(parse_qsl(query))
+        payload = json.loads(body) if body else {}
+        if not isinstance(payload, dict):
+            raise ApiError(400, "JSON object expected")
+        mode = payload.pop("mode", None) or args.get("mode", "test")
+        parts = path.strip("/").split("/")[1:]
+        try:
+            if method == "GET" and parts == ["stats"]:
+                return 200, self.stats.as_dict(with_log=args.get("log", "true") != "false")
+            if method == "POST" and parts == ["reset_stats"]:
+                self.reset_stats()
+                return 200, {"ok": True}
+            if method == "GET" and len(parts) == 2 and parts[0] == "objects":
+                return 200, {"data": self.objects(parts[1], mode)}
+            if method == "GET" and parts == ["events"]:
+                return 200, {"data": self.events(mode)}
+            if method == "POST" and parts == ["clock"]:
+                now = float(payload["now"])
+                self.clock = lambda: now
+                return 200, {"now": now}
+            if method == "POST" and parts == ["rate_limits"]:
+                self.set_rate_limits(RateLimits(**payload["rate_limits"]) if payload.get("rate_limits") else None)
+                return 200, {"enabled": self.rate_limits_enabled}
+            if method == "POST" and parts == ["keys"]:
+                info = self.add_key(payload["key"], mode=payload.get("mode_of_key"), resources=payload.get("resources"),
+                                    revoked=payload.get("revoked", False))
+                return 200, {"key": keys_module.redact_log(info.key), "mode": info.mode}
+            if parts and parts[0] == "faults":
+                if method == "DELETE":
+                    self.faults.clear()
+                    return 200, {"ok": True}
+                if method == "POST" and len(parts) == 2:
+                    getattr(self.faults, _FAULT_METHODS[parts[1]])(**payload)
+                    return 200, {"ok": True}
+            if len(parts) == 1 and parts[0] in RESOURCES and method == "POST":
+                return 200, self.create(parts[0], mode=mode, **payload)
+            if len(parts) == 2 and parts[0] in RESOURCES:
+                if method == "POST":
+                    return 200, self.update(parts[0], parts[1], mode=mode, **payload)
+                if method == "DELETE":
+                    return 200, self.delete(parts[0], parts[1], mode=mode)
+        except KeyError as exc:
+            raise ApiError(404, f"Not found: {exc}")
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc))
+        raise ApiError(404, f"Unknown control route {method} {path}")
+
+
+_FAULT_METHODS = {name: name for name in ("error_rate", "drop_rate", "drop_next", "burst_429", "fail_next",
+                                          "fail_resource", "forbid")}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+    simulator: StripeSimulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out in one write; without TCP_NODELAY, Nagle plus the client's delayed ACK would
+        # still add ~40 ms to any response split across segments.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format, *args):  # keep test output clean; the simulator keeps its own request log
+        pass
+
+    def do_GET(self):
+        self._dispatch("GET")
+
+    def do_POST(self):
+        self._dispatch("POST")
+
+    def do_DELETE(self):
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        sim = self.server.simulator
+        split = urlsplit(self.path)
+        path, query = split.path, split.query
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if path.startswith("/_sim/"):
+            try:
+                status, payload = sim.handle_control(method, path, query, body)
+                self._send(status, json.dumps(payload).encode(), {})
+            except ApiError as err:
+                self._send(err.status, dumps(err.body()), err.headers)
+            return
+        sim.stats.started()
+        entry = {"time": time.time(), "method": method, "path": path, "query": query,
+                 "params": parse_qsl(query, keep_blank_values=True), "headers": _redacted_headers(self.headers),
+                 "endpoint": _endpoint_name(path), "status": None, "mode": None}
+        records = 0
+        finished = False
+        try:
+            if sim.faults.should_drop():
+                entry["duration_ms"] = round((time.time() - entry["time"]) * 1000, 3)
+                sim.stats.finished(entry)  # logged before the socket closes, so a client sees it at once
+                finished = True
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            delay = sim.latency.delay_seconds(sim._latency_rng)
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                if method != "GET":
+                    raise ApiError(405, f"Unrecognized request URL ({method}: {path}). The simulator serves GET "
+                                        f"only.")
+                status, payload, headers, mode, records = sim.handle_v1(path, query, self.headers)
+                entry["mode"] = mode
+            except ApiError as err:
+                status, payload, headers = err.status, dumps(err.body()), err.headers
+            except Exception as exc:  # a simulator bug must still look like a Stripe 500, not a hang
+                entry["error"] = repr(exc)
+                status, headers = 500, {}
+                payload = dumps({"error": {"type": "api_error", "message": "Simulator internal error"}})
+            entry["status"] = status
+            entry["duration_ms"] = round((time.time() - entry["time"]) * 1000, 3)
+            sim.stats.finished(entry, records)  # before writing: the log is complete when the client reads
+            finished = True
+            self._send(status, payload, headers, sim)
+        finally:
+            if not finished:
+                entry["duration_ms"] = round((time.time() - entry["time"]) * 1000, 3)
+                entry["status"] = entry["status"] or 500
+                sim.stats.finished(entry, records)
+
+    def _send(self, status: int, payload: bytes, headers: dict, sim: Optional[StripeSimulator] = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        if sim is not None:
+            self.send_header("Request-Id", sim._request_id())
+            self.send_header("Stripe-Version", self.headers.get("Stripe-Version") or API_VERSION)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self._headers_buffer.append(b"\r\n")
+        self.wfile.write(b"".join(self._headers_buffer) + payload)
+        self._headers_buffer = []
+
+
+def _redacted_headers(headers) -> Dict[str, str]:
+    out = {}
+    for name, value in headers.items():
+        out[name] = keys_module.redact_log(value) if name.lower() == "authorization" else value
+    return out
+
+
+def _endpoint_name(path: str) -> str:
+    parts = path.strip("/").split("/")
+    if len(parts) == 4 and parts[:2] == ["v1", "invoices"] and parts[3] == "lines":
+        return "/v1/invoices/{invoice}/lines"
+    return path
