@@ -347,11 +347,12 @@ def test_a_stream_failing_past_the_retry_budget_is_a_transient_error_naming_it(s
     assert stripe_simulator.stats.requests["/v1/subscriptions"] == 6  # 1 + max_retries 5
     [error] = run.stream_errors("subscriptions")
     assert error["failure_type"] == "transient_error"
-    assert error["message"].startswith("subscriptions: ")
-    assert "Stripe answered HTTP 500 (GET /v1/subscriptions)" in error["message"]
+    assert error["message"] == ("subscriptions: gave up after the retries: Stripe answered HTTP 500 "
+                                "(GET /v1/subscriptions). Stripe or the network is having trouble: run the sync "
+                                "again later.")
     assert ids(run.records("products")) == ids(stripe_simulator.objects("products"))
     assert run.summary["failure_type"] == "transient_error"
-    assert run.summary["message"].startswith("1 of 2 streams did not sync: subscriptions (")
+    assert run.summary["message"].startswith("1 of 2 streams did not sync: subscriptions (gave up after the retries")
 
 
 # ---- read: the cursor object vanishes mid-sync ----------------------------------------------------------------

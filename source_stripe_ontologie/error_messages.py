@@ -125,11 +125,26 @@ def unexpected_answer(stream: str, status: int, stripe_message: str) -> str:
 
 
 def transient_failure(stream: str, what: str) -> str:
-    """What a retried request failed with; after the retry budget it becomes the stream's transient error."""
-    return (
-        f"{stream}: {what}. Retried with backoff; if this persists after the retries, Stripe or the network "
-        f"is having trouble: run the sync again later."
-    )
+    """What a retried request failed with (`charges: Stripe answered HTTP 503 (GET /v1/charges)`)."""
+    return f"{stream}: {what}"
+
+
+# How the CDK words giving up after the retry budget (http_client.py); the cause follows the first one.
+_CDK_GAVE_UP = "Exhausted available request attempts. Please see logs for more details. Exception: "
+_CDK_RATE_LIMIT_GAVE_UP = "API rate limit exceeded."
+
+
+def gave_up(stream: str, cdk_message: str) -> Optional[str]:
+    """The CDK's give-up message for a stream, reworded with the cause; None if it is not one."""
+    if cdk_message.startswith(_CDK_GAVE_UP):
+        cause = cdk_message[len(_CDK_GAVE_UP):]
+        cause = cause[len(stream) + 2:] if cause.startswith(f"{stream}: ") else cause
+    elif cdk_message == _CDK_RATE_LIMIT_GAVE_UP:
+        cause = "Stripe kept rate-limiting the requests (HTTP 429)"
+    else:
+        return None
+    return (f"{stream}: gave up after the retries: {cause.rstrip('.')}. Stripe or the network is having trouble: "
+            f"run the sync again later.")
 
 
 def zero_records(stream: str, mode: KeyMode, key: str, account_id: Optional[str] = None) -> str:

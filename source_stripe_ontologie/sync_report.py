@@ -1,9 +1,9 @@
 """What a sync tells the user about itself: streams that found nothing, streams that failed, and the summary.
 
 Why not the manifest: a manifest describes streams one at a time; nothing in it sees the whole sync. The CDK
-has no warning for a stream that finishes empty, its 429 give-up message ("API rate limit exceeded.") does not
-name the stream, and its end-of-sync error is a dump of exception reprs. This watches the messages `read`
-yields (counting records, noticing stream statuses and error traces) and words those three things.
+has no warning for a stream that finishes empty, its give-up messages after the retry budget hide the cause or
+the stream ("API rate limit exceeded."), and its end-of-sync error is a dump of exception reprs. This watches
+the messages `read` yields (counting records, noticing stream statuses and error traces) and words them.
 """
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ class SyncReport:
         stream = error.stream_descriptor.name if error.stream_descriptor else None
         if not stream:
             return
-        if not (error.message or "").startswith(f"{stream}:"):
-            error.message = f"{stream}: {error.message}"
+        message = error.message or ""
+        error.message = say.gave_up(stream, message) or (
+            message if message.startswith(f"{stream}:") else f"{stream}: {message}")
         self.failures.setdefault(stream, AirbyteTracedException(
             message=error.message, internal_message=error.internal_message, failure_type=error.failure_type))
 

@@ -98,3 +98,15 @@ def test_stripe_error_message_reads_the_error_body_and_tolerates_html():
 
     assert say.stripe_error_message(good) == "No such object"
     assert say.stripe_error_message(html) == ""
+
+
+def test_cdk_give_up_messages_are_reworded_with_stream_and_cause():
+    cdk = ("Exhausted available request attempts. Please see logs for more details. Exception: charges: Stripe "
+           "answered HTTP 503 (GET /v1/charges)")
+
+    assert say.gave_up("charges", cdk) == ("charges: gave up after the retries: Stripe answered HTTP 503 "
+                                           "(GET /v1/charges). Stripe or the network is having trouble: run the "
+                                           "sync again later.")
+    assert say.gave_up("charges", "API rate limit exceeded.").startswith(
+        "charges: gave up after the retries: Stripe kept rate-limiting the requests (HTTP 429).")
+    assert say.gave_up("charges", "charges: 403 Permission denied") is None

@@ -135,10 +135,22 @@ def test_5xx_after_the_retry_budget_is_a_transient_error_naming_the_stream(reque
     assert len(_ids(output, "products")) == 2
     stream_error, summary = _errors(output)
     assert stream_error.failure_type == FailureType.transient_error
-    assert stream_error.message.startswith("subscriptions: ")
-    assert "Stripe answered HTTP 502 (GET /v1/subscriptions)" in stream_error.message
+    assert stream_error.message.startswith(
+        "subscriptions: gave up after the retries: Stripe answered HTTP 502 (GET /v1/subscriptions).")
     assert summary.failure_type == FailureType.transient_error
     assert summary.message.startswith("1 of 2 streams did not sync: subscriptions (")
+
+
+def test_429s_past_the_retry_budget_name_the_stream_and_the_cause(requests_mock, read_stripe):
+    requests_mock.get(f"{API}/v1/payouts", status_code=429, json=stripe_error("Too many", type_="rate_limit_error"))
+
+    output = read_stripe(config(**FAST), "payouts", expecting_exception=True)
+
+    assert len(requests_mock.request_history) == 6
+    stream_error = _errors(output)[0]
+    assert stream_error.failure_type == FailureType.transient_error
+    assert stream_error.message.startswith(
+        "payouts: gave up after the retries: Stripe kept rate-limiting the requests (HTTP 429).")
 
 
 def test_a_dropped_connection_is_retried(requests_mock, read_stripe):
