@@ -2,28 +2,42 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Mapping, Optional
+from typing import List, Optional
 
+import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
-from airbyte_cdk.logger import PRINT_BUFFER
-from airbyte_cdk.models import ConnectorSpecification
+from airbyte_cdk.models import AirbyteMessage, Type
 
-from source_stripe_ontologie.config_validation import ConfigValidator
+from source_stripe_ontologie.entrypoint import launch
 from source_stripe_ontologie.source import SourceStripeOntologie
 
 
-class StripeEntrypoint(AirbyteEntrypoint):
-    """The CDK's entry point, with our config validation ahead of the CDK's JSON-schema validation.
+class RecordPassthroughSerializer:
+    """Writes RECORD messages with their data exactly as Stripe sent it, nulls included.
 
-    The CDK validates the config against the spec before `check`, `discover` and `read` reach the source, and
-    its message ("'x' does not match '^acct_...'") names neither the field nor the fix. Ours runs first, with
-    the same outcome (a config error: FAILED connection status for check, an error trace for the others).
+    The CDK's message serializer omits `None` values, which drops every top-level null field of a record
+    (`"description": null` vanishes), so a destination cannot tell "Stripe said null" from "field unknown".
+    Records are by far the most frequent message, so this also skips a dataclass round trip per record. Every
+    other message keeps the CDK's own serializer.
     """
 
-    @staticmethod
-    def validate_connection(source_spec: ConnectorSpecification, config: Mapping[str, Any]) -> None:
-        ConfigValidator().validate(config)
-        AirbyteEntrypoint.validate_connection(source_spec, config)
+    cdk_serializer = staticmethod(AirbyteEntrypoint.airbyte_message_to_string)
+
+    @classmethod
+    def to_string(cls, message: AirbyteMessage) -> str:
+        record = message.record
+        if message.type != Type.RECORD or record.meta is not None or record.file_reference is not None:
+            return cls.cdk_serializer(message)
+        body = {"stream": record.stream, "data": record.data, "emitted_at": record.emitted_at}
+        if record.namespace is not None:
+            body["namespace"] = record.namespace
+        return orjson.dumps({"type": "RECORD", "record": body}).decode()
+
+    @classmethod
+    def install(cls) -> None:
+        # The CDK's read loop calls `AirbyteEntrypoint.airbyte_message_to_string` by class, so a subclass
+        # override is not reached; replace it for this process only.
+        AirbyteEntrypoint.airbyte_message_to_string = staticmethod(cls.to_string)
 
 
 def build_source(args: List[str]) -> SourceStripeOntologie:
@@ -38,13 +52,9 @@ def build_source(args: List[str]) -> SourceStripeOntologie:
 
 
 def run(args: Optional[List[str]] = None) -> None:
-    """`airbyte_cdk.entrypoint.launch`, with `StripeEntrypoint` in place of `AirbyteEntrypoint`."""
     args = sys.argv[1:] if args is None else args
-    entrypoint = StripeEntrypoint(build_source(args))
-    parsed_args = entrypoint.parse_args(args)
-    with PRINT_BUFFER:
-        for message in entrypoint.run(parsed_args):
-            print(f"{message}\n", end="")
+    RecordPassthroughSerializer.install()
+    launch(build_source(args), args)
 
 
 if __name__ == "__main__":

@@ -102,8 +102,8 @@ class IdMaker:
     def new(self, kind: str) -> str:
         prefix = ID_PREFIX.get(kind, kind)
         while True:
-            body = random_alnum(self._rng, 9)
-            tail = random_alnum(self._rng, 10)
+            raw = random_alnum(self._rng, 19)
+            body, tail = raw[:9], raw[9:]
             short = prefix in ("cus", "prod")
             ident = f"{prefix}_{body}{tail[:5]}" if short else f"{prefix}_1{body}{self._fragment}{tail}"
             if ident not in self._seen:
@@ -122,6 +122,7 @@ class ObjectFactory:
         self.rng = rng
         self.livemode = livemode
         self.ids = ids or IdMaker(rng, livemode)
+        self.bank_account = "ba_1" + random_alnum(rng, 23)  # payouts all go to the account's bank account
 
     # ---- small pieces -------------------------------------------------------------------------------------
     def _address(self) -> dict:
@@ -198,7 +199,7 @@ class ObjectFactory:
                                  "rendering_options": None},
             "livemode": self.livemode, "metadata": metadata, "name": name,
             "next_invoice_sequence": rng.randint(1, 40),
-            "phone": rng.choice((None, f"+33 6 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}")),
+            "phone": rng.choice((None, "+33 6 {:02d} {:02d} {:02d} {:02d}".format(*(b % 100 for b in rng.randbytes(4))))),
             "preferred_locales": rng.choice(([], ["en"], ["fr-FR"])),
             "shipping": ({"address": address, "name": name, "phone": None} if address and rng.random() < 0.3 else None),
             "tax_exempt": "none", "test_clock": None,
@@ -238,11 +239,12 @@ class ObjectFactory:
             "type": "issuer_declined" if status == "failed" else "authorized",
         }
         cid = self.ids.new("charges")
+        body = cid[3:]  # like Stripe, a charge's payment intent and balance transaction share its id body
         return {
             "id": cid, "object": "charge", "amount": amount, "amount_captured": amount_captured,
             "amount_refunded": amount_refunded, "application": None, "application_fee": None,
             "application_fee_amount": None,
-            "balance_transaction": None if status == "failed" else "txn_" + self._suffix(),
+            "balance_transaction": None if status == "failed" else "txn_" + body,
             "billing_details": {"address": customer["address"] if customer else None, "email": email,
                                 "name": name, "phone": None},
             "calculated_statement_descriptor": "ONTOLOGIE SIM", "captured": captured, "created": created,
@@ -253,14 +255,14 @@ class ObjectFactory:
             "failure_message": "Your card was declined." if status == "failed" else None,
             "fraud_details": {}, "invoice": None, "livemode": self.livemode,
             "metadata": {"order_id": str(rng.randint(100000, 999999))} if rng.random() < 0.4 else {},
-            "on_behalf_of": None, "outcome": outcome, "paid": paid, "payment_intent": "pi_" + self._suffix(),
-            "payment_method": "pm_" + self._suffix(),
+            "on_behalf_of": None, "outcome": outcome, "paid": paid, "payment_intent": "pi_" + body,
+            "payment_method": "pm_" + body,
             "payment_method_details": {"card": {"brand": brand, "country": "US", "exp_month": rng.randint(1, 12),
                                                 "exp_year": rng.randint(2025, 2031), "funding": "credit",
                                                 "last4": last4, "network": brand if brand != "amex" else "amex"},
                                        "type": "card"},
             "receipt_email": email, "receipt_number": None,
-            "receipt_url": f"https://pay.stripe.com/receipts/payment/{self._suffix(40)}" if paid else None,
+            "receipt_url": f"https://pay.stripe.com/receipts/payment/{body}" if paid else None,
             "refunded": refund == "full", "review": None, "shipping": None, "source_transfer": None,
             "statement_descriptor": None, "statement_descriptor_suffix": None, "status": status,
             "transfer_data": None, "transfer_group": None,
@@ -352,13 +354,13 @@ class ObjectFactory:
             if sub_item is not None:
                 line["subscription_item"] = sub_item["id"]
             else:
-                line["invoice_item"] = "ii_" + self._suffix()
+                line["invoice_item"] = "ii_" + line["id"][3:]
             lines.append(line)
         total = sum(line["amount"] for line in lines)
         paid = status == "paid"
         finalized = None if status == "draft" else created + 3600
         number = None if status == "draft" else f"{customer['invoice_prefix']}-{rng.randint(1, 9999):04d}"
-        base_url = f"https://invoice.stripe.com/i/acct_1SimOntologie0001/{'live' if self.livemode else 'test'}_{self._suffix(32)}"
+        base_url = f"https://invoice.stripe.com/i/acct_1SimOntologie0001/{'live' if self.livemode else 'test'}_{iid[3:]}"
         invoice = {
             "id": iid, "object": "invoice", "account_country": "FR", "account_name": "Ontologie Sim Shop",
             "account_tax_ids": None, "amount_due": total, "amount_paid": total if paid else 0,
@@ -404,15 +406,16 @@ class ObjectFactory:
     def payout(self, created: int, status: Optional[str] = None) -> dict:
         rng = self.rng
         status = status or rng.choices(PAYOUT_STATUSES, PAYOUT_WEIGHTS)[0]
+        pid = self.ids.new("payouts")
         currency = rng.choice(("usd", "usd", "eur", "jpy"))
         amount = _minor(rng, currency, 50, 20000)
         return {
-            "id": self.ids.new("payouts"), "object": "payout", "amount": amount, "application_fee": None,
+            "id": pid, "object": "payout", "amount": amount, "application_fee": None,
             "application_fee_amount": None, "arrival_date": created + 86400 * rng.randint(1, 3),
-            "automatic": rng.random() < 0.9, "balance_transaction": "txn_" + self._suffix(), "created": created,
+            "automatic": rng.random() < 0.9, "balance_transaction": "txn_" + pid[3:], "created": created,
             "currency": currency, "description": "STRIPE PAYOUT",
-            "destination": "ba_1" + self._suffix(23), "failure_balance_transaction":
-                "txn_" + self._suffix() if status == "failed" else None,
+            "destination": self.bank_account, "failure_balance_transaction":
+                "txn_f" + pid[4:] if status == "failed" else None,
             "failure_code": "account_closed" if status == "failed" else None,
             "failure_message": "The bank account has been closed." if status == "failed" else None,
             "livemode": self.livemode, "metadata": {}, "method": "standard", "original_payout": None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import gc
 import json
 import random
 import socket
@@ -133,8 +134,16 @@ class StripeSimulator:
                 state = self._states.get(mode)
                 if state is None:
                     started = time.perf_counter()
-                    dataset = Dataset.generate(seed=self.seed, counts=self.counts, livemode=mode == "live")
-                    state = ModeState(dataset)
+                    was_enabled = gc.isenabled()
+                    gc.disable()
+                    try:
+                        dataset = Dataset.generate(seed=self.seed, counts=self.counts, livemode=mode == "live")
+                        state = ModeState(dataset)
+                    finally:
+                        if was_enabled:
+                            gc.enable()
+                    if sum(self.counts.values()) >= 50_000:
+                        gc.freeze()  # keep the collector from re-scanning a big, long-lived heap while serving
                     self.startup_seconds[mode] = time.perf_counter() - started
                     self._states[mode] = state
         return state

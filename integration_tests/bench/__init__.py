@@ -1,0 +1,1 @@
+"""Benchmark helpers: run connectors against the local Stripe simulator and measure them."""

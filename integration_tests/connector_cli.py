@@ -1,0 +1,152 @@
+"""Run the connector's command line the way Airbyte does, and read what it printed.
+
+End-to-end tests, the demo and the benchmark all go through this one runner, so they exercise the same
+`spec|check|discover|read` entry point a user's Airbyte deployment calls.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, List, Mapping, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+STREAMS = ("customers", "charges", "subscriptions", "invoices", "products", "payouts")
+
+
+def connector_command() -> List[str]:
+    """The installed console script, as Airbyte runs it, when it is this checkout's code; else this checkout's module.
+
+    A stale install (code changed since `make install`) would test yesterday's connector, so it is used only
+    when every installed file equals the checkout's.
+    """
+    script = Path(sys.executable).parent / "source-stripe-ontologie"
+    if script.exists() and _installed_package_matches_checkout():
+        return [str(script)]
+    return [sys.executable, "-m", "source_stripe_ontologie.run"]
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_package_matches_checkout() -> bool:
+    try:
+        dist = importlib.metadata.distribution("source-stripe-ontologie")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    installed = [f for f in dist.files or [] if f.parts[0] == "source_stripe_ontologie" and f.suffix in (".py", ".json", ".yaml")]
+    if not installed:
+        return False
+    for file in installed:
+        relative = Path(*file.parts[1:])
+        ours = REPO / "manifest.yaml" if relative == Path("manifest.yaml") else REPO / "source_stripe_ontologie" / relative
+        if not ours.exists() or ours.read_bytes() != Path(file.locate()).read_bytes():
+            return False
+    checkout = {p.relative_to(REPO / "source_stripe_ontologie") for p in (REPO / "source_stripe_ontologie").rglob("*")
+                if p.suffix in (".py", ".json") and "__pycache__" not in p.parts}
+    return checkout <= {Path(*f.parts[1:]) for f in installed}
+
+
+def configured_catalog(streams: Iterable[str] = STREAMS, sync_mode: str = "full_refresh") -> dict:
+    return {
+        "streams": [
+            {
+                "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"],
+                           "source_defined_cursor": True, "default_cursor_field": ["created"],
+                           "source_defined_primary_key": [["id"]]},
+                "sync_mode": sync_mode,
+                "destination_sync_mode": "append" if sync_mode == "incremental" else "overwrite",
+                **({"cursor_field": ["created"]} if sync_mode == "incremental" else {}),
+                "primary_key": [["id"]],
+            }
+            for name in streams
+        ]
+    }
+
+
+@dataclass
+class CliRun:
+    """What one command printed: the Airbyte messages on stdout, stderr, the exit code and the wall time."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    messages: List[dict] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> List[dict]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    def records(self, stream: Optional[str] = None) -> List[dict]:
+        return [m["record"]["data"] for m in self.of_type("RECORD") if stream in (None, m["record"]["stream"])]
+
+    def record_ids(self, stream: str) -> List[str]:
+        return [r["id"] for r in self.records(stream)]
+
+    def states(self) -> List[dict]:
+        return [m["state"] for m in self.of_type("STATE")]
+
+    def final_state(self) -> List[dict]:
+        """The last state message per stream, ready to be written as the next sync's `--state` file."""
+        latest: dict = {}
+        for state in self.states():
+            latest[state["stream"]["stream_descriptor"]["name"]] = state
+        return list(latest.values())
+
+    def logs(self, level: Optional[str] = None) -> List[str]:
+        return [m["log"]["message"] for m in self.of_type("LOG") if level in (None, m["log"]["level"])]
+
+    def traces(self, kind: Optional[str] = None) -> List[dict]:
+        return [m["trace"] for m in self.of_type("TRACE") if kind in (None, m["trace"]["type"])]
+
+    def errors(self) -> List[dict]:
+        return [t["error"] for t in self.traces("ERROR")]
+
+    def stream_statuses(self, stream: str) -> List[str]:
+        return [t["stream_status"]["status"] for t in self.traces("STREAM_STATUS")
+                if t["stream_status"]["stream_descriptor"]["name"] == stream]
+
+    def connection_status(self) -> dict:
+        return self.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+
+    def catalog(self) -> dict:
+        return self.of_type("CATALOG")[0]["catalog"]
+
+
+def run_connector(command: str, config: Optional[Mapping[str, Any]] = None, catalog: Optional[Mapping] = None,
+                  state: Optional[Sequence[Mapping]] = None, *, timeout: float = 300, cwd: Optional[Path] = None,
+                  stdout_path: Optional[Path] = None, extra_env: Optional[Mapping[str, str]] = None) -> CliRun:
+    """Run `source-stripe-ontologie <command>` with the given files; parse stdout unless sent to `stdout_path`."""
+    import time
+
+    workdir = Path(tempfile.mkdtemp(prefix="stripe-cli-"))
+    try:
+        args = connector_command() + [command]
+        for flag, content in (("--config", config), ("--catalog", catalog), ("--state", state)):
+            if content is not None:
+                path = workdir / f"{flag[2:]}.json"
+                path.write_text(json.dumps(content))
+                args += [flag, str(path)]
+        env = {**os.environ, **(extra_env or {})}
+        if args[0] == sys.executable:  # running the checkout's module: make it importable from any cwd
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        started = time.monotonic()
+        if stdout_path is not None:
+            with open(stdout_path, "wb") as out:
+                proc = subprocess.run(args, stdout=out, stderr=subprocess.PIPE, cwd=cwd or workdir, env=env,
+                                      timeout=timeout)
+            stdout = ""
+        else:
+            proc = subprocess.run(args, capture_output=True, cwd=cwd or workdir, env=env, timeout=timeout)
+            stdout = proc.stdout.decode()
+        seconds = time.monotonic() - started
+        run = CliRun(proc.returncode, stdout, proc.stderr.decode(), seconds)
+        run.messages = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+        return run
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
