@@ -14,12 +14,18 @@ from airbyte_cdk.models import (
     Status,
 )
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_stripe_ontologie.check import ReadAccessProbe, probed_resources
 from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.error_messages import invalid_config
+from source_stripe_ontologie.incremental import (
+    FinishedWindowsStateConverter,
+    FullRefreshStateDropper,
+    IncomingStateValidator,
+)
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.sync_report import SyncReport
 
@@ -50,7 +56,15 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         catalog: Optional[ConfiguredAirbyteCatalog] = None,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> None:
+        state = FullRefreshStateDropper(catalog).keep(state)
         super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=state)
+        self._incoming_state = state
+
+    def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
+        streams = super().streams(config)
+        for stream in streams:
+            FinishedWindowsStateConverter.install(stream.cursor)
+        return streams
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         self._register_key()
@@ -73,6 +87,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
         self._refuse_unusable_config()
+        stream_names = [stream["name"] for stream in self.resolved_manifest["streams"]]
+        IncomingStateValidator(stream_names).validate(self._incoming_state)
         mode = self._mode()
         logger.info(mode.announcement)
         report = SyncReport(mode, self._config["client_secret"], self._config.get("account_id"))

@@ -43,18 +43,34 @@ def list_page(data: Iterable[dict[str, Any]], has_more: bool, url: str = "/v1/x"
     return {"object": "list", "url": url, "has_more": has_more, "data": list(data)}
 
 
+_CREATED_FILTERS = {
+    "created[gte]": lambda created, bound: created >= bound,
+    "created[gt]": lambda created, bound: created > bound,
+    "created[lte]": lambda created, bound: created <= bound,
+    "created[lt]": lambda created, bound: created < bound,
+}
+
+
+def created_filtered(all_objects: List[dict[str, Any]], query: dict[str, List[str]]) -> List[dict[str, Any]]:
+    """The objects a Stripe list returns for the request's `created[...]` filters."""
+    bounds = [(_CREATED_FILTERS[key], int(values[0])) for key, values in query.items() if key in _CREATED_FILTERS]
+    return [o for o in all_objects if all(keep(o["created"], bound) for keep, bound in bounds)]
+
+
 def paged_responder(all_objects: List[dict[str, Any]], url: str):
-    """A requests-mock callback that serves `all_objects` the way Stripe pages a list (limit, starting_after)."""
+    """A requests-mock callback that serves `all_objects` the way Stripe pages a list (created filters, limit,
+    starting_after); `all_objects` may grow between calls, like a live account."""
 
     def respond(request, context):
         query = parse_qs(urlparse(request.url).query)
+        listed = created_filtered(all_objects, query)
         limit = int(query.get("limit", ["10"])[0])
         start = 0
         if "starting_after" in query:
-            ids = [o["id"] for o in all_objects]
+            ids = [o["id"] for o in listed]
             start = ids.index(query["starting_after"][0]) + 1
-        page = all_objects[start:start + limit]
-        return list_page(page, has_more=start + limit < len(all_objects), url=url)
+        page = listed[start:start + limit]
+        return list_page(page, has_more=start + limit < len(listed), url=url)
 
     return respond
 

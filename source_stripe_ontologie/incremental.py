@@ -1,0 +1,152 @@
+"""The state of an incremental sync: what it means when written, and what is accepted when it comes back.
+
+The manifest's `incremental_cursor` walks the windows. A stream's state is `{"created": "<epoch seconds>"}`: the
+end of the unbroken run of finished windows, i.e. every object created up to that second has been emitted; the
+next sync reads from one second after it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional
+
+from airbyte_cdk.models import (
+    AirbyteStateMessage,
+    AirbyteStateType,
+    ConfiguredAirbyteCatalog,
+    FailureType,
+    SyncMode,
+)
+from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
+from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (
+    CustomFormatConcurrentStreamStateConverter,
+)
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+logger = logging.getLogger("airbyte")
+
+CURSOR_FIELD = "created"
+# What the CDK writes for a stream read in full_refresh mode: no cursor, so the next incremental read starts
+# from start_date (that stream has never been read incrementally).
+NO_CURSOR_MARKER = "__ab_no_cursor_state_message"
+STATE_EXAMPLE = '[{"type": "STREAM", "stream": {"stream_descriptor": {"name": "charges"}, ' \
+                '"stream_state": {"created": "1718000000"}}}]'
+
+
+class FinishedWindowsStateConverter(CustomFormatConcurrentStreamStateConverter):
+    """Writes as state the end of the finished windows, not the newest object found in them.
+
+    The CDK's state is the newest `created` emitted (or the start when nothing was), so a stream without recent
+    objects walks every window from its newest object (or from 2011) to now again on every sync: an empty stream
+    would re-read its whole history every hour. The end of the unbroken run of finished windows is as safe (every
+    object up to it was read) and leaves the next sync only the new seconds. The manifest cannot choose the state
+    converter of a DatetimeBasedCursor, so `install` swaps it on the cursor the CDK built.
+    """
+
+    def _get_latest_complete_time(self, slices: List[MutableMapping[str, Any]]) -> Any:
+        if not slices:
+            raise RuntimeError("A date-range state always holds the slice of the previous sync or of start_date.")
+        return self.merge_intervals(slices)[0][self.END_KEY]
+
+    @classmethod
+    def install(cls, cursor: Any) -> None:
+        converter = getattr(cursor, "_connector_state_converter", None)
+        if isinstance(cursor, ConcurrentCursor) and isinstance(converter, CustomFormatConcurrentStreamStateConverter):
+            finished_windows = cls.__new__(cls)
+            finished_windows.__dict__.update(converter.__dict__)  # same format, granularity and parser
+            cursor._connector_state_converter = finished_windows
+
+
+class FullRefreshStateDropper:
+    """Removes the saved state of every stream the catalog reads in `full_refresh` mode.
+
+    In CDK 7 a stream with `incremental_sync` starts from its saved state whatever its sync mode, so a
+    full_refresh read handed a state file silently returns only the objects created after it. The manifest has no
+    per-sync-mode switch, so the state is filtered before the source is built.
+    """
+
+    def __init__(self, catalog: Optional[ConfiguredAirbyteCatalog]) -> None:
+        self._full_refresh = {
+            configured.stream.name
+            for configured in (catalog.streams if catalog else [])
+            if configured.sync_mode == SyncMode.full_refresh
+        }
+
+    def keep(self, state: Optional[List[AirbyteStateMessage]]) -> Optional[List[AirbyteStateMessage]]:
+        if not state:
+            return state
+        kept = [message for message in state if _stream_name(message) not in self._full_refresh]
+        for name in sorted({_stream_name(m) for m in state} - {_stream_name(m) for m in kept}):
+            logger.info(f"Stream {name} is read in full_refresh mode: its saved state is not used.")
+        return kept
+
+
+class IncomingStateValidator:
+    """Rejects a saved state that cannot be trusted, with a message naming the stream and what is wrong.
+
+    Left to the CDK, a state for an unknown stream is ignored without a word, a `created` that is not epoch
+    seconds fails deep inside the cursor with "No format in ['%s'] matching ...", and a `created` in the future
+    silently reads nothing until the clock catches up (objects created meanwhile are skipped for good). None of
+    that can be said in the manifest.
+    """
+
+    def __init__(self, stream_names: Iterable[str], clock: Callable[[], float] = time.time) -> None:
+        self._stream_names = sorted(stream_names)
+        self._clock = clock
+
+    def validate(self, state: Optional[List[AirbyteStateMessage]]) -> None:
+        for message in state or []:
+            self._validate_message(message)
+
+    def _validate_message(self, message: AirbyteStateMessage) -> None:
+        if message.type != AirbyteStateType.STREAM or message.stream is None:
+            _reject(f"The saved state holds a {_type_name(message)} state message; this connector reads and writes "
+                    f"only per-stream (STREAM) state, e.g. {STATE_EXAMPLE}.")
+        name = _stream_name(message)
+        if name not in self._stream_names:
+            _reject(f"The saved state names stream '{name}', which this connector does not have (streams: "
+                    f"{', '.join(self._stream_names)}). Remove that entry or reset the connection's state.")
+        stream_state = _as_dict(message.stream.stream_state)
+        unknown = sorted(set(stream_state) - {CURSOR_FIELD, NO_CURSOR_MARKER})
+        if unknown:
+            _reject(f"The saved state of stream '{name}' has keys {unknown} this connector never writes; expected "
+                    f'{{"{CURSOR_FIELD}": "<epoch seconds>"}}.')
+        if CURSOR_FIELD in stream_state:
+            self._validate_cursor(name, stream_state[CURSOR_FIELD])
+
+    def _validate_cursor(self, name: str, value: Any) -> None:
+        seconds = _epoch_seconds(value)
+        if seconds is None:
+            _reject(f"The saved state of stream '{name}' has {CURSOR_FIELD}={value!r}; expected whole epoch seconds "
+                    f'such as "1718000000". Fix or reset the state of this stream.')
+        now = int(self._clock())
+        if seconds > now:
+            _reject(f"The saved state of stream '{name}' has {CURSOR_FIELD}={seconds}, which is in the future (now is "
+                    f"{now}): reading from it would skip every object created until then. Reset the state of this "
+                    f"stream, or check this machine's clock.")
+
+
+def _epoch_seconds(value: Any) -> Optional[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _as_dict(stream_state: Any) -> Mapping[str, Any]:
+    if stream_state is None:
+        return {}
+    return stream_state if isinstance(stream_state, Mapping) else stream_state.__dict__
+
+
+def _stream_name(message: AirbyteStateMessage) -> Optional[str]:
+    return message.stream.stream_descriptor.name if message.stream else None
+
+
+def _type_name(message: AirbyteStateMessage) -> str:
+    return message.type.value if message.type else "legacy"
+
+
+def _reject(text: str) -> None:
+    raise AirbyteTracedException(message=text, internal_message=text, failure_type=FailureType.config_error)
