@@ -32,6 +32,7 @@ class SyncReport:
         self.records: Dict[str, int] = {}
         self.completed: Dict[str, int] = {}
         self.failures: Dict[str, AirbyteTracedException] = {}
+        self.repeats: Dict[str, int] = {}
 
     def observe(self, message: AirbyteMessage) -> Iterator[AirbyteMessage]:
         """Yields the message (error traces get their stream named), then any warning it calls for."""
@@ -41,7 +42,8 @@ class SyncReport:
             yield message
             return
         if message.type == Type.TRACE and message.trace.type == TraceType.ERROR:
-            self._name_the_stream(message)
+            if self._is_a_repeat(message):
+                return
         yield message
         if message.type == Type.TRACE and message.trace.type == TraceType.STREAM_STATUS:
             status = message.trace.stream_status
@@ -51,22 +53,32 @@ class SyncReport:
                 if not self.completed[stream]:
                     yield _warning(say.zero_records(stream, self._mode, self._key, self._account_id))
 
-    def _name_the_stream(self, message: AirbyteMessage) -> None:
+    def _is_a_repeat(self, message: AirbyteMessage) -> bool:
+        """Names the stream in an error trace; True when the stream already failed with these very words.
+
+        Each window of an incremental stream fails on its own (a 403 answers every window), so the same error
+        would be printed once per window; it is printed once and counted in the summary instead.
+        """
         error = message.trace.error
         stream = error.stream_descriptor.name if error.stream_descriptor else None
         if not stream:
-            return
-        message = error.message or ""
-        error.message = say.gave_up(stream, message) or (
-            message if message.startswith(f"{stream}:") else f"{stream}: {message}")
+            return False
+        text = error.message or ""
+        error.message = say.gave_up(stream, text) or (text if text.startswith(f"{stream}:") else f"{stream}: {text}")
+        first = self.failures.get(stream)
+        if first is not None and first.message == error.message:
+            self.repeats[stream] = self.repeats.get(stream, 0) + 1
+            return True
         self.failures.setdefault(stream, AirbyteTracedException(
             message=error.message, internal_message=error.internal_message, failure_type=error.failure_type))
+        return False
 
     def failure(self, cause: AirbyteTracedException) -> AirbyteTracedException:
         """The error that ends a sync in which streams failed: what failed and why, and what finished."""
         if not self.failures:
             return cause
-        reasons = {stream: _without_stream(stream, f.message or "") for stream, f in self.failures.items()}
+        reasons = {stream: _without_stream(stream, f.message or "").rstrip(".") + _repeated(self.repeats.get(stream))
+                   for stream, f in self.failures.items()}
         types = {f.failure_type for f in self.failures.values()}
         failure_type = (FailureType.config_error if FailureType.config_error in types
                         else FailureType.transient_error if types == {FailureType.transient_error}
@@ -78,6 +90,10 @@ class SyncReport:
 def _without_stream(stream: str, message: str) -> str:
     prefix = f"{stream}: "
     return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _repeated(count: int | None) -> str:
+    return f"; {count} more windows failed the same way" if count else ""
 
 
 def _warning(text: str) -> AirbyteMessage:

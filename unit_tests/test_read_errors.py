@@ -1,6 +1,7 @@
 """`read` when Stripe says no: failed streams are named with the fix, the other streams still deliver."""
 from __future__ import annotations
 
+import time
 from unittest import mock
 
 import pytest
@@ -11,6 +12,9 @@ from unit_tests.error_factories import forbidden_body, invalid_key_body, stripe_
 from unit_tests.factories import API, STREAMS, TEST_KEY, config, objects, paged_responder, query_of
 
 FAST = {"retry_backoff_factor": 0.001}
+# Reads walk 30-day `created` windows from start_date; from yesterday there is exactly one window (one request).
+YESTERDAY = time.time() - 86400
+ONE_WINDOW = {**FAST, "start_date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(YESTERDAY))}
 # The CDK sleeps here between retries, adding 1 s to every wait the manifest's backoff strategies compute.
 CDK_SLEEP = "airbyte_cdk.sources.streams.http.rate_limiting.time.sleep"
 CDK_EXTRA_SECOND = 1
@@ -49,7 +53,7 @@ def test_403_fails_only_that_stream_naming_the_permission_and_the_others_deliver
     assert _ids(output, "customers") == [c["id"] for c in customers]
     assert output.get_stream_statuses("charges")[-1] == AirbyteStreamStatus.COMPLETE
     assert output.get_stream_statuses("payouts")[-1] == AirbyteStreamStatus.INCOMPLETE
-    payouts_error, summary = _errors(output)
+    payouts_error, summary = _errors(output)  # one error per stream, however many windows failed
     assert payouts_error.failure_type == FailureType.config_error
     assert payouts_error.stream_descriptor.name == "payouts"
     assert payouts_error.message == (
@@ -63,7 +67,7 @@ def test_403_fails_only_that_stream_naming_the_permission_and_the_others_deliver
 def test_401_fails_with_the_seed_wording_and_the_key_redacted(requests_mock, read_stripe):
     requests_mock.get(f"{API}/v1/customers", status_code=401, json=invalid_key_body(TEST_KEY))
 
-    output = read_stripe(config(**FAST), "customers", expecting_exception=True)
+    output = read_stripe(config(**ONE_WINDOW), "customers", expecting_exception=True)
 
     stream_error = _errors(output)[0]
     assert stream_error.failure_type == FailureType.config_error
@@ -103,10 +107,10 @@ def test_429_is_retried_after_the_wait_stripe_asks_for(requests_mock, read_strip
 
 def test_without_retry_after_the_waits_grow_exponentially_with_jitter(requests_mock, read_stripe):
     requests_mock.get(f"{API}/v1/charges", [{"status_code": 503, "json": stripe_error("down", type_="api_error")}] * 3
-                      + [{"json": paged_responder(objects("charges", 1), "/v1/charges")}])
+                      + [{"json": paged_responder(objects("charges", 1, newest=int(YESTERDAY) + 60), "/v1/charges")}])
 
     with mock.patch(CDK_SLEEP) as sleep:
-        output = read_stripe(config(retry_backoff_factor=1), "charges")
+        output = read_stripe(config(**{**ONE_WINDOW, "retry_backoff_factor": 1}), "charges")
 
     assert len(output.records) == 1
     waits = _waits(sleep)
@@ -119,7 +123,7 @@ def test_stripe_should_retry_false_is_not_retried(requests_mock, read_stripe):
     requests_mock.get(f"{API}/v1/invoices", status_code=503, headers={"Stripe-Should-Retry": "false"},
                       json=stripe_error("Idempotency conflict", type_="api_error"))
 
-    output = read_stripe(config(**FAST), "invoices", expecting_exception=True)
+    output = read_stripe(config(**ONE_WINDOW), "invoices", expecting_exception=True)
 
     assert len(requests_mock.request_history) == 1
     assert _errors(output)[0].message.startswith("invoices: Stripe answered HTTP 503: Idempotency conflict")
@@ -127,9 +131,9 @@ def test_stripe_should_retry_false_is_not_retried(requests_mock, read_stripe):
 
 def test_5xx_after_the_retry_budget_is_a_transient_error_naming_the_stream(requests_mock, read_stripe):
     requests_mock.get(f"{API}/v1/subscriptions", status_code=502, text="<html>bad gateway</html>")
-    _serve(requests_mock, "products", objects("products", 2))
+    _serve(requests_mock, "products", objects("products", 2, newest=int(YESTERDAY) + 60))
 
-    output = read_stripe(config(**FAST), "subscriptions", "products", expecting_exception=True)
+    output = read_stripe(config(**ONE_WINDOW), "subscriptions", "products", expecting_exception=True)
 
     assert len([r for r in requests_mock.request_history if r.path == "/v1/subscriptions"]) == 6
     assert len(_ids(output, "products")) == 2
@@ -144,7 +148,7 @@ def test_5xx_after_the_retry_budget_is_a_transient_error_naming_the_stream(reque
 def test_429s_past_the_retry_budget_name_the_stream_and_the_cause(requests_mock, read_stripe):
     requests_mock.get(f"{API}/v1/payouts", status_code=429, json=stripe_error("Too many", type_="rate_limit_error"))
 
-    output = read_stripe(config(**FAST), "payouts", expecting_exception=True)
+    output = read_stripe(config(**ONE_WINDOW), "payouts", expecting_exception=True)
 
     assert len(requests_mock.request_history) == 6
     stream_error = _errors(output)[0]
