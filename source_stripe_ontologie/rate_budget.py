@@ -35,8 +35,8 @@ class RateLimits:
     @classmethod
     def for_mode(cls, live: bool, override: Optional[float] = None) -> "RateLimits":
         """The paced rates for a key: Stripe's limits with headroom, or the user's `max_requests_per_second`."""
-        if override:
-            return cls(per_account=float(override), per_endpoint=min(float(override), ENDPOINT_REQUESTS_PER_SECOND * HEADROOM))
+        if override:  # the user's figure, split like Stripe's defaults: an endpoint gets a quarter of the account
+            return cls(per_account=float(override), per_endpoint=float(override) / 4)
         account = LIVE_REQUESTS_PER_SECOND if live else TEST_REQUESTS_PER_SECOND
         return cls(per_account=account * HEADROOM, per_endpoint=ENDPOINT_REQUESTS_PER_SECOND * HEADROOM)
 

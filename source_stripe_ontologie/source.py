@@ -1,7 +1,9 @@
 """The connector: the declarative manifest plus what the command line hands it."""
 from __future__ import annotations
 
+import calendar
 import logging
+import time
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional
 
@@ -13,6 +15,9 @@ from airbyte_cdk.models import (
     ConfiguredAirbyteCatalog,
     Status,
 )
+from airbyte_cdk.sources.declarative.models.declarative_component_schema import (
+    ConcurrencyLevel as ConcurrencyLevelModel,
+)
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
@@ -21,15 +26,19 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_stripe_ontologie.check import ReadAccessProbe, probed_resources
 from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.error_messages import invalid_config
+from source_stripe_ontologie.fair_share import StreamFairShare
+from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStartProbe, probe_parameters
 from source_stripe_ontologie.incremental import (
     FinishedWindowsStateConverter,
     FullRefreshStateDropper,
     IncomingStateValidator,
 )
 from source_stripe_ontologie.key_mode import KeyMode
+from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
 from source_stripe_ontologie.sync_report import SyncReport
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+HISTORY_FLOOR = 1293840000  # 2011-01-01: older than any Stripe object (also the manifest's default start)
 
 
 def manifest_path() -> Path:
@@ -59,12 +68,34 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         state = FullRefreshStateDropper(catalog).keep(state)
         super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=state)
         self._incoming_state = state
+        self._rate_budget: Optional[StripeRateBudget] = None
+
+    def _prepare_for_stream_build(self) -> None:
+        """Give every request of the sync (streams, windows, invoice lines) one budget paced for the key's mode.
+
+        The manifest's `api_budget` can hold one policy per request and knows nothing of the key's mode.
+        """
+        super()._prepare_for_stream_build()
+        if self._rate_budget is None and not ConfigValidator().problems(self._config):
+            limits = RateLimits.for_mode(self._mode().livemode, self._config.get("max_requests_per_second"))
+            self._rate_budget = StripeRateBudget(limits)
+        self._constructor._api_budget = self._rate_budget
 
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
         streams = super().streams(config)
+        windows_per_stream = self._windows_per_stream()
         for stream in streams:
             FinishedWindowsStateConverter.install(stream.cursor)
+            StreamFairShare.install(stream, windows_per_stream)
         return streams
+
+    def _windows_per_stream(self) -> int:
+        """A stream gets the share of the workers that its endpoint's share of the rate limit can keep busy."""
+        limits = self._rate_budget.limits if self._rate_budget else RateLimits.for_mode(live=True)
+        workers = self._constructor.create_component(
+            ConcurrencyLevelModel, self.resolved_manifest["concurrency_level"], config=self._config
+        ).get_concurrency_level()
+        return StreamFairShare.limit_for(workers, limits.per_endpoint / limits.per_account)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         self._register_key()
@@ -91,12 +122,31 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         IncomingStateValidator(stream_names).validate(self._incoming_state)
         mode = self._mode()
         logger.info(mode.announcement)
+        self._start_streams_where_their_history_begins(catalog)
         report = SyncReport(mode, self._config["client_secret"], self._config.get("account_id"))
         try:
             for message in super().read(logger, config, catalog, state):
                 yield from report.observe(message)
         except AirbyteTracedException as failure:
             raise report.failure(failure) from None
+        finally:
+            if self._rate_budget is not None:
+                logger.info(self._rate_budget.summary())
+
+    def _start_streams_where_their_history_begins(self, catalog: ConfiguredAirbyteCatalog) -> None:
+        """Probe the streams this sync reads without a saved state; the manifest's windows start from the answer."""
+        if self._config.get("probe_history_start") is False:
+            return
+        saved = {message.stream.stream_descriptor.name for message in self._incoming_state or [] if message.stream}
+        selected = {configured.stream.name for configured in catalog.streams} - saved
+        to_probe = {stream["name"]: probe_parameters(stream) for stream in self.resolved_manifest["streams"]
+                    if stream["name"] in selected}
+        start_date = self._config.get("start_date")
+        floor = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else HISTORY_FLOOR
+        until = int(time.time()) - int(self._config.get("read_lag_seconds", 60))
+        self._prepare_for_stream_build()  # the probe's requests go through the sync's rate budget
+        starts = HistoryStartProbe(self._config, self._rate_budget).starts(to_probe, floor, until)
+        self._config = {**self._config, HISTORY_START_KEY: starts}
 
     def _register_key(self) -> None:
         """The entry point registers the key as written (padding included), and only on the command line."""

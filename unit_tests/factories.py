@@ -15,7 +15,10 @@ _ids = itertools.count(1)
 
 
 def config(**overrides: Any) -> dict[str, Any]:
-    return {"client_secret": TEST_KEY, "api_base_url": API, **overrides}
+    """A config for requests-mock tests: no pacing (no Stripe limit to respect) and no history probe (tests count
+    the window requests); tests of those features turn them back on."""
+    return {"client_secret": TEST_KEY, "api_base_url": API, "max_requests_per_second": 10_000,
+            "probe_history_start": False, **overrides}
 
 
 def stripe_object(resource: str, created: int = 1_700_000_000, **fields: Any) -> dict[str, Any]:

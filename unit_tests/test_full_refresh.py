@@ -7,7 +7,8 @@ from unit_tests.factories import API, STREAMS, TEST_KEY, config, invoice_with_li
 
 
 def _window_holds(query, created: int) -> bool:
-    return int(query["created[gte]"][0]) <= created <= int(query["created[lte]"][0])
+    """A window request (not a history probe) whose created range holds `created`."""
+    return "created[gte]" in query and int(query["created[gte]"][0]) <= created <= int(query["created[lte]"][0])
 
 
 def _serve(requests_mock, resource: str, items):
@@ -37,11 +38,12 @@ def test_every_request_carries_limit_bearer_key_and_pinned_version(requests_mock
     output = read_stripe(config(), stream)
 
     assert len(output.records) == 3
-    request = requests_mock.request_history[0]
-    assert query_of(request)["limit"] == ["100"]
-    assert request.headers["Authorization"] == f"Bearer {TEST_KEY}"
-    assert request.headers["Stripe-Version"] == "2024-06-20"
-    assert "Stripe-Account" not in request.headers
+    windows = [r for r in requests_mock.request_history if "created[gte]" in query_of(r)]
+    assert windows and all(query_of(r)["limit"] == ["100"] for r in windows)
+    for request in requests_mock.request_history:  # history probes included
+        assert request.headers["Authorization"] == f"Bearer {TEST_KEY}"
+        assert request.headers["Stripe-Version"] == "2024-06-20"
+        assert "Stripe-Account" not in request.headers
 
 
 def test_connected_account_is_sent_as_stripe_account_header(requests_mock, read_stripe):

@@ -1,0 +1,70 @@
+"""Each stream keeps only its share of the workers, so every endpoint is read at once."""
+from __future__ import annotations
+
+import threading
+
+from source_stripe_ontologie.fair_share import StreamFairShare
+
+
+class FakeWindow:
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def read(self):
+        yield {"window": self.number}
+
+
+class FakeWindows:
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def generate(self):
+        for number in range(self.count):
+            yield FakeWindow(number)
+
+
+def test_a_stream_gets_no_more_windows_in_progress_than_its_share():
+    generator = StreamFairShare(FakeWindows(10), limit=3).generate()
+    handed_out = [next(generator) for _ in range(3)]
+    blocked = threading.Thread(target=lambda: handed_out.append(next(generator)), daemon=True)
+
+    blocked.start()
+    blocked.join(0.2)
+    assert blocked.is_alive() and len(handed_out) == 3  # the fourth window waits
+
+    assert list(handed_out[0].read()) == [{"window": 0}]  # reading a window to its end frees a slot
+    blocked.join(2)
+    assert not blocked.is_alive() and len(handed_out) == 4
+
+
+def test_a_window_that_fails_still_frees_its_slot():
+    class FailingWindow(FakeWindow):
+        def read(self):
+            raise RuntimeError("403")
+            yield
+
+    class FailingWindows(FakeWindows):
+        def generate(self):
+            yield FailingWindow(0)
+            yield FakeWindow(1)
+
+    generator = StreamFairShare(FailingWindows(0), limit=1).generate()
+    first = next(generator)
+    try:
+        list(first.read())
+    except RuntimeError:
+        pass
+
+    assert next(generator).number == 1
+
+
+def test_windows_keep_their_class_for_the_cursor():
+    window = next(StreamFairShare(FakeWindows(1), limit=1).generate())
+
+    assert type(window) is FakeWindow
+
+
+def test_share_follows_the_endpoint_part_of_the_account_limit():
+    assert StreamFairShare.limit_for(32, 25 / 100) == 9
+    assert StreamFairShare.limit_for(32, 1.0) == 33  # test mode: one endpoint may use the whole account limit
+    assert StreamFairShare.limit_for(1, 0.25) == 2

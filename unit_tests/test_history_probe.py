@@ -1,0 +1,81 @@
+"""A first sync starts each stream's windows where its history begins, found with a few requests."""
+from __future__ import annotations
+
+from source_stripe_ontologie.history_probe import DAY, HistoryStartProbe
+from unit_tests.factories import objects, query_of
+
+FLOOR = 1_293_840_000  # 2011-01-01
+NOW = 1_790_000_000
+
+
+class FakeStripeList:
+    """Answers `created[lte]=t&limit=1` like Stripe: the newest object at or before t."""
+
+    def __init__(self, created: list[int]) -> None:
+        self.created = sorted(created, reverse=True)
+        self.queries: list[dict] = []
+
+    def __call__(self, url: str, params: dict) -> dict:
+        self.queries.append(params)
+        moment = int(params["created[lte]"])
+        found = [c for c in self.created if c <= moment][:1]
+        return {"object": "list", "has_more": False, "data": [{"id": "x", "created": c} for c in found]}
+
+
+def _probe(created: list[int]) -> tuple[int, FakeStripeList]:
+    stripe = FakeStripeList(created)
+    start = HistoryStartProbe({"client_secret": "rk_test_x"}, None, send=stripe).oldest_day("charges", {}, FLOOR, NOW)
+    return start, stripe
+
+
+def test_the_start_is_a_day_boundary_just_before_the_oldest_object():
+    oldest = 1_600_000_123
+    start, _ = _probe([oldest, oldest + 5 * DAY, 1_700_000_000])
+
+    assert oldest - 2 * DAY < start <= oldest  # within two days before it, at a day boundary
+    assert start % DAY == 0
+
+
+def test_a_dozen_or_so_requests_find_it_instead_of_190_empty_windows():
+    _, stripe = _probe([1_650_000_000, 1_700_000_000])
+
+    assert len(stripe.queries) <= 16
+    assert all(q["limit"] == "1" for q in stripe.queries)
+
+
+def test_an_empty_stream_starts_at_the_end_and_reads_one_window():
+    start, stripe = _probe([])
+
+    assert start == NOW
+    assert len(stripe.queries) == 1
+
+
+def test_objects_older_than_the_floor_keep_the_floor():
+    start, _ = _probe([FLOOR - 10 * DAY, FLOOR + 3 * DAY])
+
+    assert start == FLOOR
+
+
+def test_a_failing_probe_leaves_the_configured_start():
+    def broken(url, params):
+        raise ConnectionError("refused")
+
+    probe = HistoryStartProbe({"client_secret": "rk_test_x"}, None, send=broken)
+
+    assert probe.starts({"charges": ("charges", {})}, FLOOR, NOW) == {}
+
+
+def test_a_first_sync_windows_start_at_the_probed_day(requests_mock, read_stripe):
+    from unit_tests.factories import API, config, paged_responder
+
+    charges = objects("charges", 3, newest=1_700_000_000)
+    requests_mock.get(f"{API}/v1/charges", json=paged_responder(charges, "/v1/charges"))
+
+    output = read_stripe(config(probe_history_start=True), "charges")
+
+    assert len(output.records) == 3
+    windows = [query_of(r) for r in requests_mock.request_history if "created[gte]" in query_of(r)]
+    first_start = min(int(q["created[gte]"][0]) for q in windows)
+    assert 1_700_000_000 - 2 - 2 * DAY <= first_start <= 1_700_000_000 - 2
+    probes = [query_of(r) for r in requests_mock.request_history if "created[gte]" not in query_of(r)]
+    assert 0 < len(probes) <= 16
