@@ -9,6 +9,7 @@ from airbyte_cdk.models import AirbyteMessage, AirbyteStateMessage, ConfiguredAi
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
 
+from source_stripe_ontologie.events import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.incremental import (
     FinishedWindowsStateConverter,
     FullRefreshStateDropper,
@@ -42,13 +43,18 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> None:
         state = FullRefreshStateDropper(catalog).keep(state)
-        super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=state)
+        self._stale_events = StaleEventsCursorFallback()
+        usable_state = self._stale_events.keep(state)
+        super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=usable_state)
         self._incoming_state = state
+        self._usable_state = usable_state
 
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
         streams = super().streams(config)
+        change_capture = ChangeCapture(self._constructor, self.resolved_manifest, self._config, self._usable_state)
         for stream in streams:
             FinishedWindowsStateConverter.install(stream.cursor)
+            change_capture.install(stream)
         return streams
 
     def read(
@@ -60,4 +66,6 @@ class SourceStripeOntologie(YamlDeclarativeSource):
     ) -> Iterator[AirbyteMessage]:
         stream_names = [stream["name"] for stream in self.resolved_manifest["streams"]]
         IncomingStateValidator(stream_names).validate(self._incoming_state)
+        for warning in self._stale_events.warnings:
+            logger.warning(warning)
         yield from super().read(logger, config, catalog, state)
