@@ -9,8 +9,9 @@ The schemas under `source_stripe_ontologie/schemas/` are never edited by hand: c
 Rules, chosen so that records pass through untouched and destinations get stable types:
 - every property of the Stripe object is kept, with its nullability (`nullable: true` adds "null");
 - every object allows additional properties, so fields Stripe adds later never break a sync;
-- expandable ids (`anyOf: [string, $ref]` with `x-expansionResources`) accept the id or the expanded object;
-  the fields this connector expands (EXPANDED below) also carry the expanded object's properties;
+- expandable ids (`anyOf: [string, $ref]` with `x-expansionResources`) are strings, as Stripe sends them, except
+  the fields this connector asks Stripe to expand (STREAMS below), typed as the expanded object; a single type
+  per field lets destinations make typed columns;
 - `metadata`-like maps are free-form objects; enums and length limits are dropped (Stripe adds values);
 - `unix-time` stays an integer (epoch seconds), amounts stay integers (minor units);
 - nested components are inlined up to MAX_REF_DEPTH levels and on no cycle; deeper ones become free-form objects.
@@ -109,12 +110,13 @@ class SchemaConverter:
     def _any_of(self, node, stack, nullable, expand_object) -> dict[str, Any]:
         options = node["anyOf"]
         if "x-expansionResources" in node:
-            # An expandable id: Stripe sends the id string, or the object when asked to expand it.
-            schema: dict[str, Any] = {"type": ["string", "object"], "additionalProperties": True}
-            if expand_object:
-                target = node["x-expansionResources"]["oneOf"][0]["$ref"].rsplit("/", 1)[-1]
-                schema["properties"] = self.convert(self.components[target], stack + (target,))["properties"]
-            return _with_null(schema, nullable)
+            # An expandable id: Stripe sends the id string unless the request expands it into the object.
+            if not expand_object:
+                return _with_null({"type": "string"}, nullable)
+            target = node["x-expansionResources"]["oneOf"][0]["$ref"].rsplit("/", 1)[-1]
+            expanded_object = self.convert(self.components[target], stack + (target,))
+            return _with_null({"type": "object", "additionalProperties": True,
+                               "properties": expanded_object["properties"]}, nullable)
         if len(options) == 1:
             return _with_null(self.convert(options[0], stack), nullable)
         kinds = sorted({_kind(self.convert(option, stack)) for option in options})

@@ -30,3 +30,12 @@ def test_nullable_fields_accept_null_and_required_ones_do_not():
     assert "null" in charges["customer"]["type"]  # nullable expandable id
     assert charges["amount"]["type"] == "integer"
     assert charges["id"]["type"] == "string"
+
+
+def test_expandable_ids_are_strings_unless_the_connector_expands_them():
+    charges = json.loads((generate_schemas.SCHEMA_DIR / "charges.json").read_text())["properties"]
+    products = json.loads((generate_schemas.SCHEMA_DIR / "products.json").read_text())["properties"]
+
+    assert charges["customer"]["type"] == ["null", "string"]
+    assert products["default_price"]["type"] == ["null", "object"]
+    assert products["default_price"]["properties"]["unit_amount"]["type"] == ["null", "integer"]
