@@ -350,3 +350,23 @@ def test_the_validator_accepts_an_events_cursor_and_rejects_one_that_is_not_epoc
 
     assert requests_mock.call_count == 0
     assert "events_created='soon'" in output.errors[-1].trace.error.message
+
+
+def test_tombstones_and_changed_records_validate_against_the_stream_schema(
+        requests_mock, stripe_events, synced_once):
+    import jsonschema
+
+    start, previous = synced_once
+    products = LiveList(requests_mock, "products")
+    renamed, gone = products.add(start + 10, start + 20)
+    change(products, stripe_events, renamed, "product.updated", at=previous + 10, name="Renamed")
+    delete(products, stripe_events, gone, "product.deleted", at=previous + 20)
+    schema = json.loads((Path(__file__).resolve().parents[1] / "source_stripe_ontologie" / "schemas"
+                         / "products.json").read_text())
+
+    output = read_incremental(config_since(start), "products", state=saved_state("products", previous, previous))
+
+    assert len(output.records) == 2
+    for record in output.records:
+        jsonschema.Draft7Validator(schema).validate(record.record.data)
+    assert {"updated", "is_deleted"} <= set(schema["properties"])
