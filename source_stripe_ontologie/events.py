@@ -32,6 +32,7 @@ cursor moves to H only when the events were listed and every object they named w
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import sys
 import threading
@@ -160,21 +161,6 @@ CHANGE_FEEDS: Dict[str, ChangeFeed] = {
 }
 
 
-@dataclass(frozen=True)
-class EmissionScope:
-    """Which objects the events part of a sync emits: created at or after start_date, and before the split S
-    (objects created from S on are read by this sync's `created` windows)."""
-
-    start: int
-    split: int
-
-    def owns(self, created: Optional[int]) -> bool:
-        return created is None or self.start <= created < self.split
-
-    def synced(self, created: Optional[int]) -> bool:
-        return created is None or created >= self.start
-
-
 class EventLister:
     """Pages `GET /v1/events?types[]=...&created[gt]=...&created[lte]=...` (at most 20 types a request), newest
     first, through a requester built from the manifest (same auth, headers, retries and error messages)."""
@@ -218,40 +204,58 @@ class ObjectFetcher:
         return self._complete(obj) if self._complete else obj
 
 
-def tombstone(change: Change, resource_object: str) -> dict:
-    """The record of a deleted object: enough to find and flag it downstream (`created` keeps it sortable by the
-    stream's cursor where destinations dedupe on it)."""
-    return {"id": change.object_id, "object": resource_object, "created": change.created, "is_deleted": True,
-            "updated": change.updated}
+class ChangeRecords:
+    """What the events part of a sync emits for a change: a tombstone for a deletion, else the object re-fetched
+    by id with `updated`; only for objects created at or after start_date and, except deletions, before the
+    split S (objects created from S on are read by this sync's `created` windows)."""
+
+    def __init__(self, object_name: str, fetcher: ObjectFetcher, start: int, split: int) -> None:
+        self._object_name = object_name
+        self._fetcher = fetcher
+        self._start = start
+        self._split = split
+
+    def worth_fetching(self, change: Change) -> bool:
+        """Decided from the event when it carries the object's `created`; an object named by a related object (a
+        refund's charge) is decided after its re-fetch."""
+        if change.deletion:
+            return change.created is None or change.created >= self._start
+        return self._owns(change.created) if change.own else True
+
+    def record_of(self, change: Change) -> Optional[dict]:
+        if change.deletion:
+            return self._tombstone(change)
+        obj = self._fetcher.fetch(change.object_id)
+        if obj is None or not self._owns(obj.get("created")):
+            return None
+        obj["updated"] = change.updated
+        return obj
+
+    def _owns(self, created: Optional[int]) -> bool:
+        return created is None or self._start <= created < self._split
+
+    def _tombstone(self, change: Change) -> dict:
+        """Enough to find and flag the object downstream; `created` keeps it sortable by the stream's cursor where
+        destinations dedupe on it."""
+        return {"id": change.object_id, "object": self._object_name, "created": change.created, "is_deleted": True,
+                "updated": change.updated}
 
 
 class ChangedObjectsPartition(Partition):
-    """Emits the current state of some changed objects: a tombstone for a deletion, else the object re-fetched
-    by id with `updated` added. One of several, so that re-fetching runs on the CDK's worker threads."""
+    """Emits the records of some changes. One of several, so that re-fetching runs on the CDK's worker threads."""
 
-    def __init__(self, stream_name: str, object_name: str, changes: List[Change], fetcher: ObjectFetcher,
-                 scope: EmissionScope, stream_slice: StreamSlice) -> None:
+    def __init__(self, stream_name: str, changes: List[Change], records: ChangeRecords,
+                 stream_slice: StreamSlice) -> None:
         self._stream_name = stream_name
-        self._object_name = object_name
         self._changes = changes
-        self._fetcher = fetcher
-        self._scope = scope
+        self._records = records
         self._slice = stream_slice
 
     def read(self) -> Iterable[Record]:
         for change in self._changes:
-            data = self._record_of(change)
+            data = self._records.record_of(change)
             if data is not None:
                 yield Record(data=data, stream_name=self._stream_name, associated_slice=self._slice)
-
-    def _record_of(self, change: Change) -> Optional[dict]:
-        if change.deletion:
-            return tombstone(change, self._object_name)
-        obj = self._fetcher.fetch(change.object_id)
-        if obj is None or not self._scope.owns(obj.get("created")):
-            return None
-        obj["updated"] = change.updated
-        return obj
 
     def to_slice(self) -> Optional[Mapping[str, Any]]:
         return self._slice
@@ -365,17 +369,15 @@ class ChangeCaptureGenerator(PartitionGenerator):
     it and yields partitions re-fetching the changed objects the windows do not read (see the module docstring).
     """
 
-    def __init__(self, windows: PartitionGenerator, stream_name: str, object_name: str, feed: ChangeFeed,
-                 lister: EventLister, fetcher: ObjectFetcher, checkpoint: EventsCheckpoint, start: int,
+    def __init__(self, windows: PartitionGenerator, stream_name: str, feed: ChangeFeed, lister: EventLister,
+                 records: Callable[[int], ChangeRecords], checkpoint: EventsCheckpoint,
                  on_advance: Callable[[], None]) -> None:
         self._windows = windows
         self._stream_name = stream_name
-        self._object_name = object_name
         self._feed = feed
         self._lister = lister
-        self._fetcher = fetcher
+        self._records = records  # the emission rules, given this sync's split
         self._checkpoint = checkpoint
-        self._start = start
         self._on_advance = on_advance
 
     def generate(self) -> Iterable[Partition]:
@@ -385,29 +387,20 @@ class ChangeCaptureGenerator(PartitionGenerator):
             yield partition
         if not self._checkpoint.reads_events:
             return
-        yield from self._changed_objects(EmissionScope(self._start, split))
+        yield from self._changed_objects(self._records(split))
         if self._checkpoint.listed():
             self._on_advance()
 
-    def _changed_objects(self, scope: EmissionScope) -> Iterable[Partition]:
+    def _changed_objects(self, records: ChangeRecords) -> Iterable[Partition]:
         checkpoint = self._checkpoint
         events = self._lister.events(self._feed.event_types, after=checkpoint.previous, until=checkpoint.horizon)
-        changes = [change for change in self._feed.newest_changes(events).values() if self._may_emit(change, scope)]
+        changes = [change for change in self._feed.newest_changes(events).values() if records.worth_fetching(change)]
         for number, first in enumerate(range(0, len(changes), OBJECTS_PER_PARTITION)):
             stream_slice = StreamSlice(partition={"changes": number}, cursor_slice={
                 "changes_after": str(checkpoint.previous), "changes_until": str(checkpoint.horizon)})
             checkpoint.opened()
-            yield ChangedObjectsPartition(self._stream_name, self._object_name,
-                                          changes[first:first + OBJECTS_PER_PARTITION], self._fetcher, scope,
+            yield ChangedObjectsPartition(self._stream_name, changes[first:first + OBJECTS_PER_PARTITION], records,
                                           stream_slice)
-
-    @staticmethod
-    def _may_emit(change: Change, scope: EmissionScope) -> bool:
-        """Decided from the event when it carries the object's `created`; objects named by a related object (a
-        refund's charge) are decided after the re-fetch."""
-        if change.deletion:
-            return scope.synced(change.created)
-        return scope.owns(change.created) if change.own else True
 
 
 class StaleEventsCursorFallback:
@@ -490,12 +483,12 @@ class ChangeCapture:
         definition = self._stream_definition(stream.name)
         resource = definition["$parameters"]["resource"]
         stream._cursor = cursor  # the CDK offers no setter; both are read through the DefaultStream only
+        fetcher = ObjectFetcher(self._requester(stream.name, resource, missing_is_gone=True),
+                                _by_id_expansions(definition), self._completer(definition))
         stream._stream_partition_generator = ChangeCaptureGenerator(
-            stream._stream_partition_generator, stream.name, _object_name(resource), feed,
-            EventLister(self._requester(stream.name, "events")),
-            ObjectFetcher(self._requester(stream.name, resource, missing_is_gone=True), _by_id_expansions(definition),
-                          self._completer(definition)),
-            checkpoint, start=self._start_date(), on_advance=cursor.emit_state)
+            stream._stream_partition_generator, stream.name, feed, EventLister(self._requester(stream.name, "events")),
+            functools.partial(ChangeRecords, _object_name(resource), fetcher, self._start_date()), checkpoint,
+            on_advance=cursor.emit_state)
 
     def _stream_definition(self, name: str) -> Mapping[str, Any]:
         return next(s for s in self._manifest["streams"] if s.get("name") == name)
