@@ -1,0 +1,84 @@
+"""The rate budget spaces requests under Stripe's account and endpoint limits at once."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget, endpoint_of
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _budget(account: float, endpoint: float) -> tuple[StripeRateBudget, FakeClock]:
+    clock = FakeClock()
+    return StripeRateBudget(RateLimits(per_account=account, per_endpoint=endpoint), clock=clock, sleep=clock.sleep), clock
+
+
+def _times_of(budget: StripeRateBudget, clock: FakeClock, endpoints: list[str]) -> list[float]:
+    times = []
+    for endpoint in endpoints:
+        clock.sleep(budget.reserve(endpoint))
+        times.append(clock.now)
+    return times
+
+
+def test_one_endpoint_is_held_to_its_own_limit():
+    budget, clock = _budget(account=100, endpoint=25)
+
+    times = _times_of(budget, clock, ["/v1/charges"] * 51)
+
+    assert times[-1] - times[0] == pytest.approx(2.0)  # 50 gaps of 1/25 s
+
+
+def test_many_endpoints_together_are_held_to_the_account_limit():
+    budget, clock = _budget(account=100, endpoint=25)
+    endpoints = [f"/v1/e{i % 8}" for i in range(401)]
+
+    times = _times_of(budget, clock, endpoints)
+
+    assert times[-1] - times[0] == pytest.approx(4.0)  # 400 gaps of 1/100 s
+    in_any_second = max(sum(1 for t in times if start <= t < start + 1 - 1e-9) for start in times)
+    assert in_any_second <= 100
+
+
+def test_concurrent_callers_never_share_a_slot():
+    budget = StripeRateBudget(RateLimits(per_account=1000, per_endpoint=1000))
+    slots = []
+    lock = threading.Lock()
+
+    def take():
+        for _ in range(50):
+            wait = budget.reserve("/v1/charges")
+            with lock:
+                slots.append(round(wait, 6))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+
+    assert sum(budget.requests.values()) == 200
+    assert budget._next_account_slot - min(slots) >= 199 / 1000  # 200 distinct slots, 1 ms apart
+
+
+def test_modes_get_stripes_limits_with_headroom_and_the_override_wins():
+    live, test = RateLimits.for_mode(live=True), RateLimits.for_mode(live=False)
+
+    assert 90 <= live.per_account < 100 and 22 <= test.per_account < 25
+    assert 22 <= live.per_endpoint < 25
+    assert RateLimits.for_mode(live=True, override=250).per_account == 250
+
+
+def test_invoice_line_pages_of_every_invoice_share_one_endpoint():
+    assert endpoint_of("http://h/v1/invoices/in_1AbC/lines?limit=100") == "/v1/invoices/{id}/lines"
+    assert endpoint_of("http://h/v1/invoices/in_9ZzZ/lines") == endpoint_of("http://h/v1/invoices/in_1AbC/lines")
+    assert endpoint_of("http://h/v1/charges?limit=100&starting_after=ch_1") == "/v1/charges"
