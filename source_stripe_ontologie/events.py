@@ -24,6 +24,10 @@ emits every changed object once, in its current state. The rules, and why they a
 - Objects created before start_date are never emitted. Records of changes carry `updated` (epoch seconds of
   the newest event); records read by their `created` window do not.
 
+Why Python: the manifest describes one paginated list per stream behind one `created` cursor. It cannot read a
+second endpoint into a stream, keep the newest event per object, re-fetch objects by id, emit tombstones or write
+a second cursor into the state; the classes below do, each one of those jobs, on the streams the CDK built.
+
 State, per stream: `{"created": "<end of finished windows>", "events_created": "<events cursor>"}`. The events
 cursor moves to H only when the events were listed and every object they named was emitted; on a first sync
 (no saved state) it starts at H, since the windows read every object after H. A saved state without
