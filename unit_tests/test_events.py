@@ -370,3 +370,28 @@ def test_tombstones_and_changed_records_validate_against_the_stream_schema(
     for record in output.records:
         jsonschema.Draft7Validator(schema).validate(record.record.data)
     assert {"updated", "is_deleted"} <= set(schema["properties"])
+
+
+def test_a_discount_event_re_fetches_the_customer_it_names(requests_mock, stripe_events, synced_once):
+    start, previous = synced_once
+    customers = LiveList(requests_mock, "customers")
+    customer = customers.add(start + 10)[0]
+    customer["discount"] = {"object": "discount", "coupon": {"id": "SAVE10"}}
+    related_event(stripe_events, "customer.discount.created", previous + 10, object="discount",
+                  customer=customer["id"])
+
+    output = read_incremental(config_since(start), "customers", state=saved_state("customers", previous, previous))
+
+    assert [r.record.data for r in output.records] == [{**customer, "updated": previous + 10}]
+
+
+def test_events_of_types_the_stream_does_not_follow_are_ignored(requests_mock, stripe_events, synced_once):
+    start, previous = synced_once
+    payouts = LiveList(requests_mock, "payouts")
+    payout = payouts.add(start + 10)[0]
+    stripe_events.record("payout.created", payout, previous + 10)  # read by the created windows, not here
+
+    output = read_incremental(config_since(start), "payouts", state=saved_state("payouts", previous, previous))
+
+    assert emitted_ids(output) == []
+    assert fetched_by_id(requests_mock) == []
