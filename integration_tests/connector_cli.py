@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Optional, Sequence
@@ -78,6 +80,7 @@ class CliRun:
     stderr: str
     seconds: float
     messages: List[dict] = field(default_factory=list)
+    peak_rss_mb: Optional[float] = None
 
     def of_type(self, kind: str) -> List[dict]:
         return [m for m in self.messages if m.get("type") == kind]
@@ -122,8 +125,6 @@ def run_connector(command: str, config: Optional[Mapping[str, Any]] = None, cata
                   state: Optional[Sequence[Mapping]] = None, *, timeout: float = 300, cwd: Optional[Path] = None,
                   stdout_path: Optional[Path] = None, extra_env: Optional[Mapping[str, str]] = None) -> CliRun:
     """Run `source-stripe-ontologie <command>` with the given files; parse stdout unless sent to `stdout_path`."""
-    import time
-
     workdir = Path(tempfile.mkdtemp(prefix="stripe-cli-"))
     try:
         args = connector_command() + [command]
@@ -135,18 +136,51 @@ def run_connector(command: str, config: Optional[Mapping[str, Any]] = None, cata
         env = {**os.environ, **(extra_env or {})}
         if args[0] == sys.executable:  # running the checkout's module: make it importable from any cwd
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        out = open(stdout_path, "wb") if stdout_path is not None else subprocess.PIPE
         started = time.monotonic()
-        if stdout_path is not None:
-            with open(stdout_path, "wb") as out:
-                proc = subprocess.run(args, stdout=out, stderr=subprocess.PIPE, cwd=cwd or workdir, env=env,
-                                      timeout=timeout)
-            stdout = ""
-        else:
-            proc = subprocess.run(args, capture_output=True, cwd=cwd or workdir, env=env, timeout=timeout)
-            stdout = proc.stdout.decode()
+        try:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.PIPE, cwd=cwd or workdir, env=env)
+            peak = PeakRssWatcher(proc.pid)
+            try:
+                stdout_bytes, stderr_bytes = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+        finally:
+            if stdout_path is not None:
+                out.close()
         seconds = time.monotonic() - started
-        run = CliRun(proc.returncode, stdout, proc.stderr.decode(), seconds)
+        stdout = stdout_bytes.decode() if stdout_bytes else ""
+        run = CliRun(proc.returncode, stdout, stderr_bytes.decode(), seconds, peak_rss_mb=peak.stop())
         run.messages = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
         return run
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class PeakRssWatcher:
+    """Samples a child's peak resident memory (VmHWM, Linux) until it exits: the benchmark's peak RSS figure."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self._path = Path(f"/proc/{pid}/status")
+        self._interval = interval
+        self._peak_kb = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            try:
+                for line in self._path.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self._peak_kb = max(self._peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):
+                return
+            self._done.wait(self._interval)
+
+    def stop(self) -> Optional[float]:
+        self._done.set()
+        self._thread.join()
+        return self._peak_kb / 1024 if self._peak_kb else None

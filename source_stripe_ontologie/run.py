@@ -5,9 +5,10 @@ import sys
 from typing import List, Optional
 
 import orjson
-from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
+from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.models import AirbyteMessage, Type
 
+from source_stripe_ontologie.entrypoint import launch
 from source_stripe_ontologie.source import SourceStripeOntologie
 
 

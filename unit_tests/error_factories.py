@@ -1,0 +1,32 @@
+"""Small factories for Stripe's error answers (shapes as in ../shared/docs/stripe-api-facts.md)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from source_stripe_ontologie.error_messages import RESOURCE_PERMISSIONS
+
+
+def stripe_error(message: str, code: Optional[str] = None, param: Optional[str] = None,
+                 type_: str = "invalid_request_error") -> dict[str, Any]:
+    error: dict[str, Any] = {"type": type_, "message": message}
+    if code:
+        error["code"] = code
+    if param:
+        error["param"] = param
+    return {"error": error}
+
+
+def invalid_key_body(key: str) -> dict[str, Any]:
+    return stripe_error(f"Invalid API Key provided: {key[:8]}********{key[-4:]}")
+
+
+def forbidden_body(key: str, resource: str) -> dict[str, Any]:
+    """Stripe's 403 for a restricted key without Read on `resource`, naming the missing permission."""
+    return stripe_error(
+        f"The provided key '{key[:8]}***{key[-4:]}' does not have the required permissions for this endpoint on "
+        f"account 'acct_1Test'. Having the '{RESOURCE_PERMISSIONS[resource]}' permission would allow this request "
+        f"to continue.")
+
+
+def vanished_cursor_body(object_id: str) -> dict[str, Any]:
+    return stripe_error(f"No such object: '{object_id}'", code="resource_missing", param="starting_after")
