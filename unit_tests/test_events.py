@@ -395,3 +395,22 @@ def test_events_of_types_the_stream_does_not_follow_are_ignored(requests_mock, s
 
     assert emitted_ids(output) == []
     assert fetched_by_id(requests_mock) == []
+
+
+def test_a_key_without_events_read_fails_the_stream_naming_the_permission_and_holds_its_events_cursor(
+        requests_mock, synced_once):
+    from unit_tests.error_factories import forbidden_body
+    from unit_tests.factories import TEST_KEY
+
+    start, previous = synced_once
+    new = LiveList(requests_mock, "payouts").add(previous + 100)[0]
+    requests_mock.get(f"{API}/v1/events", status_code=403, json=forbidden_body(TEST_KEY, "events"))
+
+    output = read_incremental(config_since(start), "payouts", state=saved_state("payouts", previous, previous),
+                              expecting_exception=True)
+
+    stream_error = next(e.trace.error for e in output.errors if e.trace.error.stream_descriptor)
+    assert "Events: Read" in stream_error.message and "rak_event_read" in stream_error.message
+    assert TEST_KEY not in stream_error.message
+    assert emitted_ids(output) == [new["id"]]  # the created windows still deliver
+    assert last_stream_state(output, "payouts")["events_created"] == str(previous)
