@@ -134,6 +134,7 @@ def test_a_window_failing_persistently_holds_its_stream_state_until_it_reads(str
 
 def test_state_file_round_trips_and_the_next_sync_starts_one_second_after_it(stripe_simulator, sync):
     sim = stripe_simulator
+    started = int(time.time())
     first = sync.read()
     sim.reset_stats()
 
@@ -142,7 +143,10 @@ def test_state_file_round_trips_and_the_next_sync_starts_one_second_after_it(str
     for stream in STREAMS:
         saved = first.next_state()
         stream_state = next(s for s in saved if s["stream"]["stream_descriptor"]["name"] == stream)
-        assert stream_state["stream"]["stream_state"] == {"created": str(first.cursor(stream))}
+        assert set(stream_state["stream"]["stream_state"]) == {"created", "events_created"}
+        assert stream_state["stream"]["stream_state"]["created"] == str(first.cursor(stream))
+        # a first sync starts its events cursor at its horizon: the read lag before it started
+        assert started - LAG <= int(stream_state["stream"]["stream_state"]["events_created"]) <= first.cursor(stream)
         assert windows_read(sim, stream)[0][0] == first.cursor(stream) + 1
         assert second.ids(stream) == []
         assert second.cursor(stream) > first.cursor(stream)  # it advanced to the end of what it read

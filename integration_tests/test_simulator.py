@@ -533,3 +533,62 @@ def test_command_line_starts_a_server_and_prints_its_url():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# ---- one object by id -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("resource", list(SCHEMA_OF))
+def test_get_by_id_answers_the_object_as_its_list_renders_it(stripe_simulator, resource):
+    listed = stripe_simulator.objects(resource)[3]
+
+    answer = get(stripe_simulator, f"/v1/{resource}/{listed['id']}")
+
+    assert answer.status_code == 200
+    assert answer.json() == listed
+    assert stripe_simulator.stats.requests[f"/v1/{resource}/{{id}}"] == 1
+
+
+def test_get_by_id_expands_the_field_itself_not_data_field(stripe_simulator):
+    product = next(p for p in stripe_simulator.objects("products") if p["default_price"])
+
+    expanded = get(stripe_simulator, f"/v1/products/{product['id']}", **{"expand[]": "default_price"}).json()
+    list_style = get(stripe_simulator, f"/v1/products/{product['id']}", **{"expand[]": "data.default_price"})
+
+    assert expanded["default_price"]["id"] == product["default_price"]
+    assert expanded["default_price"]["object"] == "price"
+    assert list_style.status_code == 400
+
+
+def test_get_by_id_accepts_only_the_query_parameters_the_spec_lists(stripe_simulator):
+    charge = stripe_simulator.objects("charges")[0]
+
+    answer = get(stripe_simulator, f"/v1/charges/{charge['id']}", limit=1)
+
+    assert answer.status_code == 400
+    assert error_of(answer)["code"] == "parameter_unknown" and error_of(answer)["param"] == "limit"
+
+
+def test_get_by_id_of_a_deleted_customer_says_deleted_and_of_a_deleted_product_is_404(stripe_simulator):
+    sim = stripe_simulator
+    customer, product = sim.objects("customers")[0], sim.objects("products")[0]
+    sim.delete("customers", customer["id"])
+    sim.delete("products", product["id"])
+
+    gone_customer = get(sim, f"/v1/customers/{customer['id']}")
+    gone_product = get(sim, f"/v1/products/{product['id']}")
+
+    assert gone_customer.status_code == 200
+    assert gone_customer.json() == {"id": customer["id"], "object": "customer", "deleted": True}
+    assert gone_product.status_code == 404
+    assert error_of(gone_product)["code"] == "resource_missing"
+    assert error_of(gone_product)["message"] == f"No such product: '{product['id']}'"
+
+
+def test_get_by_id_needs_the_resource_permission(stripe_simulator):
+    sim = stripe_simulator
+    sim.add_key("rk_test_onlycharges0000000000000000wxyz", mode="test", resources={"charges"})
+    payout = sim.objects("payouts")[0]
+
+    answer = get(sim, f"/v1/payouts/{payout['id']}", key="rk_test_onlycharges0000000000000000wxyz")
+
+    assert answer.status_code == 403
+    assert "rak_payout_read" in error_of(answer)["message"]

@@ -43,13 +43,15 @@ STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
 CONNECTOR_FIELDS: dict[str, Any] = {
     "updated": {
         "type": ["null", "integer"],
-        "description": "Added by the connector: epoch seconds of the newest Stripe event that changed this object "
-        "(absent on records read by their `created` cursor).",
+        "description": "Added by the connector: epoch seconds of the newest Stripe event that changed this object, on "
+        "records emitted because of that event (incremental syncs after the first read /v1/events); absent on "
+        "records read by their `created` window.",
     },
     "is_deleted": {
         "type": ["null", "boolean"],
-        "description": "Added by the connector: true when Stripe reported the object deleted; such a record "
-        "carries only `id`, `object`, `is_deleted` and `updated`.",
+        "description": "Added by the connector: true on the record of an object Stripe deleted (customer.deleted, "
+        "product.deleted, invoice.deleted events); such a record carries only `id`, `object`, `created`, "
+        "`is_deleted` and `updated`. A canceled subscription is not deleted: it arrives with status canceled.",
     },
 }
 

@@ -67,11 +67,16 @@ class InvoiceLinesCompleter(StripeListExtractor):
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
         invoices = super().extract_records(response)
         for invoice in invoices:
-            lines = invoice.get("lines")
-            if lines and lines.get("has_more"):
-                lines["data"] = lines["data"] + self._remaining_lines(invoice["id"], lines["data"])
-                lines["has_more"] = False
+            self.complete(invoice)
         return invoices
+
+    def complete(self, invoice: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """One invoice with all of its lines (a listed one, or one re-fetched by id after an event)."""
+        lines = invoice.get("lines")
+        if lines and lines.get("has_more"):
+            lines["data"] = lines["data"] + self._remaining_lines(invoice["id"], lines["data"])
+            lines["has_more"] = False
+        return invoice
 
     def _remaining_lines(self, invoice_id: str, first_lines: List[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
         url = f"{api_base(self.config)}/v1/invoices/{invoice_id}/lines"

@@ -1,8 +1,10 @@
 """The state of an incremental sync: what it means when written, and what is accepted when it comes back.
 
-The manifest's `incremental_cursor` walks the windows. A stream's state is `{"created": "<epoch seconds>"}`: the
-end of the unbroken run of finished windows, i.e. every object created up to that second has been emitted; the
-next sync reads from one second after it.
+The manifest's `incremental_cursor` walks the windows. A stream's state is
+`{"created": "<epoch seconds>", "events_created": "<epoch seconds>"}`. `created` is the end of the unbroken run of
+finished windows, i.e. every object created up to that second has been emitted; the next sync reads from one
+second after it. `events_created` is the events cursor (source_stripe_ontologie.events): every change Stripe
+recorded up to that second has been emitted.
 """
 from __future__ import annotations
 
@@ -26,11 +28,13 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 logger = logging.getLogger("airbyte")
 
 CURSOR_FIELD = "created"
+EVENTS_CURSOR_FIELD = "events_created"  # written by source_stripe_ontologie.events
+CURSOR_KEYS = (CURSOR_FIELD, EVENTS_CURSOR_FIELD)
 # What the CDK writes for a stream read in full_refresh mode: no cursor, so the next incremental read starts
 # from start_date (that stream has never been read incrementally).
 NO_CURSOR_MARKER = "__ab_no_cursor_state_message"
 STATE_EXAMPLE = '[{"type": "STREAM", "stream": {"stream_descriptor": {"name": "charges"}, ' \
-                '"stream_state": {"created": "1718000000"}}}]'
+                '"stream_state": {"created": "1718000000", "events_created": "1718000000"}}}]'
 
 
 class FinishedWindowsStateConverter(CustomFormatConcurrentStreamStateConverter):
@@ -107,22 +111,23 @@ class IncomingStateValidator:
             _reject(f"The saved state names stream '{name}', which this connector does not have (streams: "
                     f"{', '.join(self._stream_names)}). Remove that entry or reset the connection's state.")
         stream_state = _as_dict(message.stream.stream_state)
-        unknown = sorted(set(stream_state) - {CURSOR_FIELD, NO_CURSOR_MARKER})
+        unknown = sorted(set(stream_state) - {*CURSOR_KEYS, NO_CURSOR_MARKER})
         if unknown:
             _reject(f"The saved state of stream '{name}' has keys {unknown} this connector never writes; expected "
-                    f'{{"{CURSOR_FIELD}": "<epoch seconds>"}}.')
-        if CURSOR_FIELD in stream_state:
-            self._validate_cursor(name, stream_state[CURSOR_FIELD])
+                    f'{{"{CURSOR_FIELD}": "<epoch seconds>", "{EVENTS_CURSOR_FIELD}": "<epoch seconds>"}}.')
+        for key in CURSOR_KEYS:
+            if key in stream_state:
+                self._validate_cursor(name, key, stream_state[key])
 
-    def _validate_cursor(self, name: str, value: Any) -> None:
+    def _validate_cursor(self, name: str, key: str, value: Any) -> None:
         seconds = _epoch_seconds(value)
         if seconds is None:
-            _reject(f"The saved state of stream '{name}' has {CURSOR_FIELD}={value!r}; expected whole epoch seconds "
+            _reject(f"The saved state of stream '{name}' has {key}={value!r}; expected whole epoch seconds "
                     f'such as "1718000000". Fix or reset the state of this stream.')
         now = int(self._clock())
         if seconds > now:
-            _reject(f"The saved state of stream '{name}' has {CURSOR_FIELD}={seconds}, which is in the future (now is "
-                    f"{now}): reading from it would skip every object created until then. Reset the state of this "
+            _reject(f"The saved state of stream '{name}' has {key}={seconds}, which is in the future (now is "
+                    f"{now}): reading from it would skip everything Stripe records until then. Reset the state of this "
                     f"stream, or check this machine's clock.")
 
 

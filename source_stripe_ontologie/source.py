@@ -26,6 +26,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_stripe_ontologie.check import ReadAccessProbe, probed_resources
 from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.error_messages import invalid_config
+from source_stripe_ontologie.events import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
 from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStartProbe, probe_parameters
 from source_stripe_ontologie.incremental import (
@@ -66,14 +67,16 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> None:
         state = FullRefreshStateDropper(catalog).keep(state)
-        super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=state)
+        self._stale_events = StaleEventsCursorFallback()
+        usable_state = self._stale_events.keep(state)
+        super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=usable_state)
         self._incoming_state = state
+        self._usable_state = usable_state
         self._rate_budget: Optional[StripeRateBudget] = None
 
     def _prepare_for_stream_build(self) -> None:
-        """Give every request of the sync (streams, windows, invoice lines) one budget paced for the key's mode.
-
-        The manifest's `api_budget` can hold one policy per request and knows nothing of the key's mode.
+        """Give every request of the sync (streams, windows, invoice lines, events) one budget paced for the key's
+        mode. The manifest's `api_budget` can hold one policy per request and knows nothing of the key's mode.
         """
         super()._prepare_for_stream_build()
         if self._rate_budget is None and not ConfigValidator().problems(self._config):
@@ -83,9 +86,11 @@ class SourceStripeOntologie(YamlDeclarativeSource):
 
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
         streams = super().streams(config)
+        change_capture = ChangeCapture(self._constructor, self.resolved_manifest, self._config, self._usable_state)
         windows_per_stream = self._windows_per_stream()
         for stream in streams:
             FinishedWindowsStateConverter.install(stream.cursor)
+            change_capture.install(stream)
             StreamFairShare.install(stream, windows_per_stream)
         return streams
 
@@ -120,6 +125,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         self._refuse_unusable_config()
         stream_names = [stream["name"] for stream in self.resolved_manifest["streams"]]
         IncomingStateValidator(stream_names).validate(self._incoming_state)
+        for warning in self._stale_events.warnings:
+            logger.warning(warning)
         mode = self._mode()
         logger.info(mode.announcement)
         self._start_streams_where_their_history_begins(catalog)
@@ -137,7 +144,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         """Probe the streams this sync reads without a saved state; the manifest's windows start from the answer."""
         if self._config.get("probe_history_start") is False:
             return
-        saved = {message.stream.stream_descriptor.name for message in self._incoming_state or [] if message.stream}
+        saved = {message.stream.stream_descriptor.name for message in self._usable_state or [] if message.stream}
         selected = {configured.stream.name for configured in catalog.streams} - saved
         to_probe = {stream["name"]: probe_parameters(stream) for stream in self.resolved_manifest["streams"]
                     if stream["name"] in selected}

@@ -25,3 +25,13 @@ def read_streams(config, *streams: str, state=None, expecting_exception: bool = 
 @pytest.fixture
 def read_stripe():
     return read_streams
+
+
+@pytest.fixture(autouse=True)
+def stripe_events(request):
+    """Every account mocked with requests_mock has Stripe's event log (empty unless the test records changes)."""
+    if "requests_mock" not in request.fixturenames:
+        return None
+    from unit_tests.event_factories import EventLog
+
+    return EventLog(request.getfixturevalue("requests_mock"))

@@ -60,13 +60,14 @@ def created_filtered(all_objects: List[dict[str, Any]], query: dict[str, List[st
     return [o for o in all_objects if all(keep(o["created"], bound) for keep, bound in bounds)]
 
 
-def paged_responder(all_objects: List[dict[str, Any]], url: str):
+def paged_responder(all_objects: List[dict[str, Any]], url: str, keep=None):
     """A requests-mock callback that serves `all_objects` the way Stripe pages a list (created filters, limit,
-    starting_after); `all_objects` may grow between calls, like a live account."""
+    starting_after); `all_objects` may grow between calls, like a live account. `keep(query, object)` adds the
+    endpoint's own filters."""
 
     def respond(request, context):
         query = parse_qs(urlparse(request.url).query)
-        listed = created_filtered(all_objects, query)
+        listed = [o for o in created_filtered(all_objects, query) if keep is None or keep(query, o)]
         limit = int(query.get("limit", ["10"])[0])
         start = 0
         if "starting_after" in query:

@@ -1,6 +1,7 @@
 """Helpers for incremental-sync unit tests: a live account served like Stripe, incremental reads, their state."""
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -26,12 +27,30 @@ def iso(epoch: int) -> str:
 
 
 class LiveList:
-    """One Stripe list that can grow between (or during) syncs; always served newest first."""
+    """One Stripe list that can grow between (or during) syncs; always served newest first, and each object by id
+    (`GET /v1/<resource>/<id>`: 404 once removed, or Stripe's `deleted: true` for a customer)."""
 
     def __init__(self, requests_mock, resource: str) -> None:
         self.resource = resource
         self.objects: List[dict[str, Any]] = []
+        self.removed: List[str] = []
         requests_mock.get(f"{API}/v1/{resource}", json=paged_responder(self.objects, f"/v1/{resource}"))
+        requests_mock.get(re.compile(rf"^{re.escape(API)}/v1/{resource}/[^/?]+(\?.*)?$"), json=self._by_id)
+
+    def _by_id(self, request, context):
+        object_id = request.path.rsplit("/", 1)[-1]
+        found = next((o for o in self.objects if o["id"] == object_id), None)
+        if found is not None:
+            return found
+        if self.resource == "customers" and object_id in self.removed:
+            return {"id": object_id, "object": "customer", "deleted": True}
+        context.status_code = 404
+        return {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "id",
+                          "message": f"No such {self.resource[:-1]}: '{object_id}'"}}
+
+    def remove(self, object_id: str) -> None:
+        self.objects[:] = [o for o in self.objects if o["id"] != object_id]
+        self.removed.append(object_id)
 
     def add(self, *created: int) -> List[dict[str, Any]]:
         added = [stripe_object(self.resource, created=c) for c in created]
@@ -64,9 +83,16 @@ def state_input(stream: str, created: Any) -> list:
     return StateBuilder().with_stream_state(stream, {"created": created}).build()
 
 
+def last_stream_state(output: EntrypointOutput, stream: str) -> dict:
+    """The stream_state of the last state message this sync emitted for `stream`."""
+    states = [m.state.stream.stream_state.__dict__ for m in output.state_messages
+              if m.state.stream.stream_descriptor.name == stream]
+    return dict(states[-1])
+
+
 def next_state(output: EntrypointOutput, stream: str) -> list:
-    """The state the platform would hand the next sync: the last one this sync emitted for `stream`."""
-    return state_input(stream, str(state_values(output, stream)[-1]))
+    """The state the platform would hand the next sync: the last one this sync emitted for `stream`, whole."""
+    return StateBuilder().with_stream_state(stream, last_stream_state(output, stream)).build()
 
 
 def windows(requests_mock, resource: str) -> List[tuple[int, int]]:

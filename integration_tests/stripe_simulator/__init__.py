@@ -1,8 +1,9 @@
 """Local Stripe API simulator (loopback only) for the connector's integration tests, demo and benchmarks.
 
 It serves what the connector reads from Stripe, as stripe-api-facts.md and spec3.json (API 2024-06-20)
-describe it: ``GET /v1/customers|charges|subscriptions|invoices|products|payouts``, ``/v1/invoices/{id}/lines``
-and ``/v1/events``, over keep-alive HTTP/1.1 on 127.0.0.1.
+describe it: ``GET /v1/customers|charges|subscriptions|invoices|products|payouts``, each one by id
+(``GET /v1/<resource>/<id>``, ``expand[]=<field>``; a deleted customer answers ``deleted: true``, any other missing
+id 404 ``resource_missing``), ``/v1/invoices/{id}/lines`` and ``/v1/events``, over keep-alive HTTP/1.1 on 127.0.0.1.
 
 Python API (others build on exactly this)::
 

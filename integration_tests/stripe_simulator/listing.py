@@ -188,13 +188,15 @@ def build_predicate(endpoint: str, params: dict) -> Optional[Callable[[dict], bo
     return lambda o: all(check(o) for check in checks)
 
 
-def expansions(endpoint: str, params: dict) -> List[Tuple[str, str]]:
-    """``expand[]`` paths -> [(field, resource)]; unsupported paths -> 400 like Stripe's."""
+def expansions(endpoint: str, params: dict, prefix: str = "") -> List[Tuple[str, str]]:
+    """``expand[]`` paths -> [(field, resource)]; unsupported paths -> 400 like Stripe's.
+
+    A list expands ``data.<field>``; one object fetched by id expands ``<field>`` (``prefix="data."`` maps it)."""
     out = []
     for path in params.get("expand", []) or []:
         if path == "total_count":
             continue
-        spec = EXPANSIONS.get(endpoint, {}).get(path)
+        spec = EXPANSIONS.get(endpoint, {}).get(prefix + path)
         if spec is None:
             raise ApiError(400, f"This property cannot be expanded ({path}).", param="expand")
         out.append(spec)

@@ -340,10 +340,13 @@ class StripeSimulator:
         info = self.keys.get(key)
         mode = info.mode
         parts = path.strip("/").split("/")
+        obj_id = None
         if len(parts) == 2 and parts[1] in RESOURCES + ("events",):
             endpoint, resource, invoice_id = parts[1], parts[1], None
         elif len(parts) == 4 and parts[1] == "invoices" and parts[3] == "lines":
             endpoint, resource, invoice_id = "invoice_lines", "invoices", parts[2]
+        elif len(parts) == 3 and parts[1] in RESOURCES and parts[2]:
+            endpoint, resource, invoice_id, obj_id = f"{parts[1]}_by_id", parts[1], None, parts[2]
         else:
             raise ApiError(404, f"Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs or we "
                                 f"can help at https://support.stripe.com/.")
@@ -369,6 +372,8 @@ class StripeSimulator:
         if endpoint == "invoice_lines":
             body, extra, count = self._lines_page(state, invoice_id, limit, after, before)
             return 200, body, extra, mode, count
+        if obj_id is not None:
+            return 200, self._object_by_id(state, resource, obj_id, params), {}, mode, 1
         predicate = build_predicate(endpoint, params)
         expand = expansions(endpoint, params)
         if endpoint == "events":
@@ -402,6 +407,27 @@ class StripeSimulator:
             else:
                 encoded = [r.json for r in records]
         return 200, list_body(url, records, has_more, encoded), {}, mode, len(records)
+
+    def _object_by_id(self, state: ModeState, resource: str, obj_id: str, params: dict) -> bytes:
+        """``GET /v1/<resource>/<id>``: the object as its list renders it (expand ``<field>``, not ``data.<field>``).
+
+        A deleted customer answers Stripe's ``{"id", "object": "customer", "deleted": true}``; any other deleted or
+        unknown id answers 404 ``resource_missing``."""
+        expand = expansions(resource, params, prefix="data.")
+        with self._lock:
+            rec = state.collections[resource].by_id.get(obj_id)
+            if rec is None:
+                if resource == "customers" and obj_id in state.deleted[resource]:
+                    return dumps({"id": obj_id, "object": OBJECT_NAME[resource], "deleted": True})
+                raise ApiError(404, f"No such {OBJECT_NAME[resource]}: '{obj_id}'", code="resource_missing",
+                               param="id")
+            if not expand:
+                return rec.json
+            obj = dict(rec.obj)
+            for field, target in expand:
+                if isinstance(obj.get(field), str):
+                    obj[field] = state.lookup(target, obj[field])
+            return dumps(obj)
 
     def _lines_page(self, state: ModeState, invoice_id: str, limit: int,
                     after: Optional[str], before: Optional[str]) -> tuple:
@@ -619,4 +645,6 @@ def _endpoint_name(path: str) -> str:
     parts = path.strip("/").split("/")
     if len(parts) == 4 and parts[:2] == ["v1", "invoices"] and parts[3] == "lines":
         return "/v1/invoices/{invoice}/lines"
+    if len(parts) == 3 and parts[0] == "v1" and parts[1] in RESOURCES:
+        return f"/v1/{parts[1]}/{{id}}"
     return path

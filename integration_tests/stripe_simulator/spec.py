@@ -48,6 +48,13 @@ ENDPOINT_SPEC_PATHS = {
     "payouts": "/v1/payouts",
     "events": "/v1/events",
     "invoice_lines": "/v1/invoices/{invoice}/lines",
+    # GET one object by id (GET /v1/<resource>/<id>); the spec names the path parameter differently per resource
+    "customers_by_id": "/v1/customers/{customer}",
+    "charges_by_id": "/v1/charges/{charge}",
+    "subscriptions_by_id": "/v1/subscriptions/{subscription_exposed_id}",
+    "invoices_by_id": "/v1/invoices/{invoice}",
+    "products_by_id": "/v1/products/{id}",
+    "payouts_by_id": "/v1/payouts/{payout}",
 }
 
 
