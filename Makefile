@@ -24,6 +24,10 @@ unit: install
 demo: install
 	$(BIN)/python -m integration_tests.demo
 
+# Speed against the simulator with Stripe's limits and latency, next to Airbyte's own connector (prints figures).
+bench: install
+	$(BIN)/python -m integration_tests.bench.run_bench
+
 # Build the connector image with Podman (stand-in base image, since no registry is reachable here).
 image:
 	bash scripts/image.sh all

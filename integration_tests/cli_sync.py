@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
+from integration_tests.connector_cli import simulator_config
 from integration_tests.stripe_simulator import keys
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ class CliSync:
 
     def __init__(self, workdir: Path, api_base_url: str, **config: Any) -> None:
         self.workdir = workdir
-        self.config = {"client_secret": keys.TEST_KEY, "api_base_url": api_base_url, **config}
+        self.config = simulator_config(api_base_url, keys.TEST_KEY, **config)
         self._runs = 0
 
     def read(self, streams: Iterable[str] = STREAMS, state: Optional[List[dict]] = None,

@@ -35,6 +35,7 @@ from airbyte_cdk.test.models import ConnectorTestScenario
 from airbyte_cdk.test.standard_tests import SourceTestSuiteBase
 from airbyte_cdk.test.standard_tests.docker_base import DockerConnectorTestSuite
 from airbyte_cdk.test.standard_tests.pytest_hooks import pytest_generate_tests  # noqa: F401  (parametrizes `scenario`)
+from integration_tests.connector_cli import simulator_config
 from integration_tests.stripe_simulator import StripeSimulator, keys
 from source_stripe_ontologie.source import SourceStripeOntologie
 
@@ -47,11 +48,6 @@ UNKNOWN_KEY = "rk_test_51SimUnknownKey000000000000000000000000000000000000000000
 # Registered at session start with read access to everything but payouts: Stripe answers 403 on /v1/payouts.
 KEY_WITHOUT_PAYOUTS = "rk_live_51SimNoPayouts0000000000000000000000000000000000000000000000000000000000000000000000Pp1"
 MONEY_STREAMS = ("charges", "subscriptions", "payouts")
-
-
-def simulator_config(url: str, key: str) -> Dict[str, Any]:
-    """A user's config pointed at the simulator: the key, and the base URL only tests and simulators set."""
-    return {"client_secret": key, "api_base_url": url}
 
 
 # Config name (the YAML's `simulator/<name>.json`) -> factory of that config from the simulator's URL.

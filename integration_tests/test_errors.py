@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from integration_tests.connector_cli import REPO, STREAMS, CliRun, configured_catalog, run_connector
+from integration_tests.connector_cli import REPO, STREAMS, CliRun, configured_catalog, run_connector, simulator_config
 from integration_tests.stripe_simulator import Latency, StripeSimulator, keys
 
 FAST_RETRIES = {"retry_backoff_factor": 0.001}
@@ -49,7 +49,9 @@ def states(run: CliRun, stream: str) -> List[Dict[str, Any]]:
 
 
 def sim_config(sim: StripeSimulator, key: str = keys.TEST_KEY, **overrides: Any) -> Dict[str, Any]:
-    return {"client_secret": key, "api_base_url": sim.url, **FAST_RETRIES, **overrides}
+    """These tests inject faults into the streams' own requests and count them: the first-sync history probe
+    (which falls back quietly on any error, see unit_tests/test_history_probe.py) would take them first."""
+    return simulator_config(sim.url, key, **FAST_RETRIES, **{"probe_history_start": False, **overrides})
 
 
 def restricted_key(sim: StripeSimulator, *readable: str) -> str:
@@ -73,15 +75,15 @@ def closed_port() -> int:
 
 
 # ---- check ----------------------------------------------------------------------------------------------------
-def test_check_probes_the_six_endpoints_at_once_with_limit_1():
+def test_check_probes_the_six_endpoints_and_events_at_once_with_limit_1():
     with StripeSimulator(seed=7, size="tiny", latency=Latency(fixed_ms=300)) as sim:
         run = run_cli("check", sim_config(sim))
 
         assert run.connection_status()["status"] == "SUCCEEDED"
         log = list(sim.stats.log)
-        assert sorted(entry["path"] for entry in log) == sorted(f"/v1/{s}" for s in STREAMS)
+        assert sorted(entry["path"] for entry in log) == sorted(f"/v1/{s}" for s in (*STREAMS, "events"))
         assert all(dict(entry["params"])["limit"] == "1" for entry in log)
-        assert sim.stats.peak_in_flight == 6
+        assert sim.stats.peak_in_flight == 7
     assert "Using a test-mode restricted key: only test data is visible" in run.logs("INFO")
 
 
@@ -126,7 +128,7 @@ def test_check_fails_when_no_stream_is_readable(stripe_simulator):
     ("http://stripe-simulator.invalid", "the host name could not be resolved (DNS failure)"),
 ])
 def test_check_fails_fast_when_stripe_cannot_be_reached(base_url, reason):
-    run = run_cli("check", {"client_secret": keys.TEST_KEY, "api_base_url": base_url})
+    run = run_cli("check", simulator_config(base_url, keys.TEST_KEY))
 
     assert run.connection_status()["status"] == "FAILED"
     assert run.connection_status()["message"].startswith(f"Could not reach Stripe at {base_url} within 12 s: {reason}")

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from integration_tests.connector_cli import STREAMS, configured_catalog, run_connector
+from integration_tests.connector_cli import STREAMS, configured_catalog, run_connector, simulator_config
 from integration_tests.stripe_simulator import StripeSimulator, keys
 
 
@@ -17,7 +17,7 @@ def simulator():
 
 @pytest.fixture(scope="module")
 def full_sync(simulator):
-    run = run_connector("read", {"client_secret": keys.TEST_KEY, "api_base_url": simulator.url}, configured_catalog())
+    run = run_connector("read", simulator_config(simulator.url, keys.TEST_KEY), configured_catalog())
     assert run.returncode == 0, run.stderr[-3000:]
     return run
 
@@ -31,13 +31,13 @@ def test_spec_describes_the_restricted_key_as_a_secret():
 
 
 def test_check_passes_with_a_key_that_reads_everything(simulator):
-    run = run_connector("check", {"client_secret": keys.TEST_KEY, "api_base_url": simulator.url})
+    run = run_connector("check", simulator_config(simulator.url, keys.TEST_KEY))
 
     assert run.connection_status()["status"] == "SUCCEEDED"
 
 
 def test_check_fails_with_a_revoked_key(simulator):
-    run = run_connector("check", {"client_secret": keys.REVOKED_KEY, "api_base_url": simulator.url})
+    run = run_connector("check", simulator_config(simulator.url, keys.REVOKED_KEY))
 
     status = run.connection_status()
     assert status["status"] == "FAILED"
@@ -45,7 +45,7 @@ def test_check_fails_with_a_revoked_key(simulator):
 
 
 def test_discover_announces_the_six_streams(simulator):
-    run = run_connector("discover", {"client_secret": keys.TEST_KEY, "api_base_url": simulator.url})
+    run = run_connector("discover", simulator_config(simulator.url, keys.TEST_KEY))
 
     assert sorted(s["name"] for s in run.catalog()["streams"]) == sorted(STREAMS)
 

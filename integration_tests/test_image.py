@@ -1,6 +1,6 @@
 """The container image behaves like the installed connector: spec, check, discover and read.
 
-Marked `image_tests` (excluded from `make test`): it builds the image with `scripts/image.sh base` and
+Marked `image_tests` (part of `make test`; skipped with the reason where podman is missing): it builds the image with `scripts/image.sh base` and
 `scripts/image.sh build` (Podman with runc; the base step is skipped when the stand-in base is already on
 the machine), then runs the image with `--network host` so the connector inside reaches the Stripe
 simulator on the host's 127.0.0.1. Run it with:
@@ -8,7 +8,7 @@ simulator on the host's 127.0.0.1. Run it with:
     python -m pytest -m image_tests integration_tests/test_image.py
 
 It skips, with the reason, when podman or runc is not installed, when the connector package is not in the
-repository, or (simulator tests only) when integration_tests/stripe_simulator.py is not there yet.
+repository.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pytest
+
+from integration_tests.connector_cli import configured_catalog, simulator_config
+from integration_tests.stripe_simulator import StripeSimulator, keys
 
 pytestmark = pytest.mark.image_tests
 
@@ -155,39 +158,14 @@ def test_image_runs_the_console_script_as_the_airbyte_user(built_image):
 
 @pytest.fixture(scope="module")
 def simulator():
-    module = pytest.importorskip(
-        "integration_tests.stripe_simulator", reason="integration_tests/stripe_simulator.py not merged yet"
-    )
-    sim = module.StripeSimulator(seed=7, size="tiny")
-    sim.start()
-    try:
-        yield sim, module.keys
-    finally:
-        sim.stop()
-
-
-def simulator_config(sim, api_key: str) -> dict:
-    """Connector config pointing at the simulator; api_base_url is the hidden spec field for that."""
-    return {"client_secret": api_key, "api_base_url": sim.url}
-
-
-def configured_catalog(*streams: str) -> dict:
-    return {
-        "streams": [
-            {
-                "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
-                "sync_mode": "full_refresh",
-                "destination_sync_mode": "overwrite",
-            }
-            for name in streams
-        ]
-    }
+    with StripeSimulator(seed=7, size="tiny") as sim:
+        yield sim, keys
 
 
 def test_image_check_succeeds_with_a_valid_key_against_the_simulator(built_image, simulator, tmp_path):
     sim, keys = simulator
 
-    run = run_image(built_image, "check", {"config": simulator_config(sim, keys.TEST_KEY)}, tmp_path)
+    run = run_image(built_image, "check", {"config": simulator_config(sim.url, keys.TEST_KEY)}, tmp_path)
 
     statuses = run.of_type("CONNECTION_STATUS")
     assert statuses, run.stdout[-2000:] + run.stderr[-2000:]
@@ -198,7 +176,7 @@ def test_image_check_fails_with_an_unknown_key_and_never_prints_it(built_image, 
     sim, _keys = simulator
     unknown_key = "rk_test_" + "Z9" * 12 + "wxyz"
 
-    run = run_image(built_image, "check", {"config": simulator_config(sim, unknown_key)}, tmp_path)
+    run = run_image(built_image, "check", {"config": simulator_config(sim.url, unknown_key)}, tmp_path)
 
     statuses = run.of_type("CONNECTION_STATUS")
     assert statuses and statuses[0]["connectionStatus"]["status"] == "FAILED", run.stdout[-2000:]
@@ -209,7 +187,7 @@ def test_image_check_fails_with_an_unknown_key_and_never_prints_it(built_image, 
 def test_image_discover_lists_the_six_streams(built_image, simulator, tmp_path):
     sim, keys = simulator
 
-    run = run_image(built_image, "discover", {"config": simulator_config(sim, keys.TEST_KEY)}, tmp_path)
+    run = run_image(built_image, "discover", {"config": simulator_config(sim.url, keys.TEST_KEY)}, tmp_path)
 
     catalogs = run.of_type("CATALOG")
     assert catalogs, run.stdout[-2000:] + run.stderr[-2000:]
@@ -224,7 +202,7 @@ def test_image_read_returns_every_simulated_charge_with_exact_amounts(built_imag
     run = run_image(
         built_image,
         "read",
-        {"config": simulator_config(sim, keys.TEST_KEY), "catalog": configured_catalog("charges")},
+        {"config": simulator_config(sim.url, keys.TEST_KEY), "catalog": configured_catalog(["charges"])},
         tmp_path,
     )
 

@@ -28,7 +28,7 @@ from typing import Dict, List
 
 import pytest
 
-from integration_tests.connector_cli import REPO, connector_command
+from integration_tests.connector_cli import REPO, connector_command, simulator_config
 from integration_tests.stripe_simulator import StripeSimulator, keys
 
 EXAMPLE = REPO / "examples" / "pyairbyte_finance_report.py"
@@ -184,7 +184,7 @@ def example_run(tmp_path_factory):
     try:
         add_edge_cases(sim, created=1717000000)  # 2024-05-29
         config = workdir / "config.json"
-        config.write_text(json.dumps({"client_secret": keys.TEST_KEY, "api_base_url": sim.url}))
+        config.write_text(json.dumps(simulator_config(sim.url, keys.TEST_KEY)))
         report = workdir / "report.json"
         done = subprocess.run(
             [str(python), str(EXAMPLE), "--config", str(config), "--connector", connector_executable(workdir),

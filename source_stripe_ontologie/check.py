@@ -24,6 +24,7 @@ from source_stripe_ontologie.errors import describe_transient
 from source_stripe_ontologie.key_mode import KeyMode, redact
 
 _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+EVENTS = "events"  # probed beside the streams: incremental syncs read it to capture updates and deletions
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,21 @@ class ReadAccessProbe:
 
     def run(self) -> AirbyteConnectionStatus:
         results = self._probe_all()
-        return self._verdict(results)
+        events = [r for r in results if r.stream == EVENTS]
+        verdict = self._verdict([r for r in results if r.stream != EVENTS])
+        if verdict.status == Status.SUCCEEDED and events and events[0].status == 403:
+            # Not a stream, so no reason to fail: without it, incremental syncs cannot capture changes.
+            advice = say.events_unreadable(str(self.config.get("client_secret") or ""))
+            self.logger.warning(advice)
+            verdict = AirbyteConnectionStatus(status=Status.SUCCEEDED, message=f"{verdict.message} {advice}")
+        return verdict
 
     # -- requests ---------------------------------------------------------------------------------------------
     def _probe_all(self) -> List[ProbeResult]:
         started = time.monotonic()
-        pool = ThreadPoolExecutor(max_workers=max(1, len(self.resources)), thread_name_prefix="check")
-        futures = {stream: pool.submit(self._probe, stream, resource, started)
-                   for stream, resource in self.resources.items()}
+        probes = {**self.resources, EVENTS: "events"}
+        pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="check")
+        futures = {stream: pool.submit(self._probe, stream, resource, started) for stream, resource in probes.items()}
         wait(futures.values(), timeout=self.deadline_seconds + 1)
         pool.shutdown(wait=False, cancel_futures=True)
         return [

@@ -67,6 +67,13 @@ def grant_instruction(stream: str, permission: str) -> str:
     return f"grant {grant}, or do not select {stream}"
 
 
+def events_unreadable(key: str) -> str:
+    """The check's advice when the key reads the streams but not Stripe's events."""
+    return (f"Incremental syncs after the first also read Stripe's events to capture updates and deletions, and "
+            f"the key ({redact(key)}) cannot: grant {DASHBOARD_PERMISSIONS['rak_event_read']} (rak_event_read), or "
+            f"sync with full refresh only.")
+
+
 def invalid_key(key: str) -> str:
     return (
         f"{SEED_401} ({redact(key)}) is correct and has not been revoked or rolled. "

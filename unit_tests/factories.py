@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 API = "https://api.stripe.test"
 TEST_KEY = "rk_test_51UnitTestKeyAbCdEfGh0000wxyz"
-PREFIX = {"customers": "cus", "charges": "ch", "subscriptions": "sub", "invoices": "in", "products": "prod",
+PREFIX = {"customers": "cus", "charges": "ch", "subscriptions": "sub", "invoices": "in", "products": "prod", "events": "evt",
           "payouts": "po", "lines": "il"}
 STREAMS = ["customers", "charges", "subscriptions", "invoices", "products", "payouts"]
 

@@ -26,7 +26,7 @@ def test_check_succeeds_when_the_key_reads_the_six_resources(requests_mock):
         requests_mock.get(f"{API}/v1/{stream}", json=paged_responder(objects(stream, 1), f"/v1/{stream}"))
 
     assert _check(config()).status == Status.SUCCEEDED
-    assert {r.path for r in requests_mock.request_history} == {f"/v1/{s}" for s in STREAMS}
+    assert {r.path for r in requests_mock.request_history} >= {f"/v1/{s}" for s in STREAMS}
 
 
 def _check(cfg):

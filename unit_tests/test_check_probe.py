@@ -26,13 +26,13 @@ def _check(cfg):
     return SourceStripeOntologie(config=cfg).check(logging.getLogger("airbyte"), cfg)
 
 
-def test_every_stream_is_probed_once_with_limit_1(requests_mock):
-    _readable(requests_mock, *STREAMS)
+def test_every_stream_and_the_events_list_are_probed_once_with_limit_1(requests_mock):
+    _readable(requests_mock, *STREAMS, "events")
 
     status = _check(config())
 
     assert status.status == Status.SUCCEEDED
-    assert sorted(r.path for r in requests_mock.request_history) == sorted(f"/v1/{s}" for s in STREAMS)
+    assert sorted(r.path for r in requests_mock.request_history) == sorted(f"/v1/{s}" for s in (*STREAMS, "events"))
     assert all(query_of(r)["limit"] == ["1"] for r in requests_mock.request_history)
     assert status.message.startswith("Using a test-mode restricted key: only test data is visible.")
 
@@ -109,3 +109,15 @@ def test_unusable_config_fails_the_check_without_a_request(requests_mock, overri
     assert status.status == Status.FAILED
     assert status.message.startswith(f"Invalid configuration: {field} ")
     assert requests_mock.request_history == []
+
+
+def test_a_key_without_events_read_passes_and_is_told_incremental_syncs_need_it(requests_mock, caplog):
+    _readable(requests_mock, *STREAMS)
+    _forbidden(requests_mock, "events")
+
+    status = _check(config())
+
+    assert status.status == Status.SUCCEEDED
+    assert "can read all 6 streams" in status.message
+    assert "grant Events: Read (rak_event_read), or sync with full refresh only" in status.message
+    assert any("rak_event_read" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
