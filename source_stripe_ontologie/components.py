@@ -11,6 +11,7 @@ from typing import Any, Iterable, List, Mapping, MutableMapping, Optional
 import orjson
 import requests
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
+from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import PaginationStrategy
 from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.http.http_client import HttpClient
 
@@ -43,8 +44,43 @@ class StripeListExtractor(RecordExtractor):
     parameters: InitVar[Mapping[str, Any]] = None
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
+        return list_page(response).get("data") or []
+
+
+def list_page(response: requests.Response) -> Mapping[str, Any]:
+    """The parsed body of a Stripe list page, parsed once and kept on the response for the paginator."""
+    body = getattr(response, "_stripe_list_page", None)
+    if body is None:
         body = orjson.loads(response.content) if response.content else {}
-        return body.get("data") or []
+        response._stripe_list_page = body  # type: ignore[attr-defined]
+    return body
+
+
+@dataclass
+class StripeListPagination(PaginationStrategy):
+    """Next page: `starting_after=<id of the last object of this page>` while Stripe says `has_more`.
+
+    The manifest's `CursorPagination` says the same in Jinja, but parses the whole response a second time on
+    every page to evaluate it (measured: 11% of the CPU of a sync, more than the extraction itself); this reads
+    the page the extractor already parsed. The id comes from the page, not from the last record emitted: a
+    re-read window may filter out a whole page.
+    """
+
+    parameters: InitVar[Mapping[str, Any]] = None
+    page_size: int = 100
+
+    @property
+    def initial_token(self) -> Optional[Any]:
+        return None
+
+    def next_page_token(self, response: requests.Response, last_page_size: int, last_record: Optional[Any],
+                        last_page_token_value: Optional[Any], page_size_override: Optional[int] = None) -> Optional[Any]:
+        page = list_page(response)
+        data = page.get("data") or []
+        return data[-1]["id"] if page.get("has_more") and data else None
+
+    def get_page_size(self) -> Optional[int]:
+        return self.page_size
 
 
 @dataclass

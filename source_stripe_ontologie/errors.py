@@ -36,6 +36,9 @@ def describe_transient(response_or_exception: Union[requests.Response, Exception
     return f"the connection to Stripe failed ({name})"
 
 
+_SUCCESS = ErrorResolution(response_action=ResponseAction.SUCCESS)
+
+
 @dataclass
 class StripeErrorHandler(DefaultErrorHandler):
     """The manifest's error policy, with messages that name the stream, the key (redacted) and the fix."""
@@ -50,6 +53,10 @@ class StripeErrorHandler(DefaultErrorHandler):
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
+        if isinstance(response_or_exception, requests.Response) and 200 <= response_or_exception.status_code < 300:
+            # No filter of ours concerns a success, and the predicate filters would parse every page's JSON again
+            # with the standard json module (measured: 20% of a sync's CPU).
+            return _SUCCESS
         resolution = super().interpret_response(response_or_exception)
         action = resolution.response_action
         if action == ResponseAction.FAIL:
