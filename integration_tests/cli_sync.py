@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from integration_tests.connector_cli import simulator_config
+from integration_tests.connector_cli import configured_catalog, connector_command, simulator_config
 from integration_tests.stripe_simulator import keys
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +46,8 @@ class SyncResult:
 
 
 class CliSync:
-    """Writes the three files into `workdir` and runs `python -m source_stripe_ontologie.run read` on them."""
+    """Writes the three files into `workdir` and runs the connector's `read` on them, reading its output as it comes
+    (so a test can kill it mid-sync; `connector_cli.run_connector` waits for the end)."""
 
     def __init__(self, workdir: Path, api_base_url: str, **config: Any) -> None:
         self.workdir = workdir
@@ -78,13 +78,8 @@ class CliSync:
                  config: Dict[str, Any]) -> List[str]:
         self._runs += 1
         config_path = self._write(f"config_{self._runs}.json", config)
-        catalog_path = self._write(f"catalog_{self._runs}.json", {"streams": [
-            {"stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"],
-                        "source_defined_cursor": True, "default_cursor_field": ["created"]},
-             "sync_mode": sync_mode, "destination_sync_mode": "append", "cursor_field": ["created"]}
-            for name in streams]})
-        command = [sys.executable, "-m", "source_stripe_ontologie.run", "read", "--config", str(config_path),
-                   "--catalog", str(catalog_path)]
+        catalog_path = self._write(f"catalog_{self._runs}.json", configured_catalog(streams, sync_mode))
+        command = connector_command() + ["read", "--config", str(config_path), "--catalog", str(catalog_path)]
         if state is not None:
             command += ["--state", str(self._write(f"state_{self._runs}.json", state))]
         return command

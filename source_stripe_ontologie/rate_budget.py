@@ -42,13 +42,14 @@ class RateLimits:
 
 
 class StripeRateBudget(AbstractAPIBudget):
-    """One budget for every request of a sync (all streams, all threads, invoice lines, check): evenly spaced
-    requests under both the account limit and the limit of the request's endpoint.
+    """One budget for every request of a sync (all streams, all threads, invoice lines, events, probes): requests
+    evenly spaced under both the account limit and the limit of the request's endpoint.
 
     The manifest's `HTTPAPIBudget` applies only the first policy matching a request, so it cannot hold a global and
     a per-endpoint limit together, and its moving window lets a full second's calls leave in one burst, which lands
-    over the limit once requests already in flight arrive (measured: 33 against 25). This budget hands out time
-    slots instead (a reservation per request, `1/rate` apart), so requests leave smoothly at the paced rate.
+    over the limit once requests already in flight arrive (measured: 33 against 25). Here each limit is a
+    theoretical arrival time (GCRA): a request leaves when both its account and its endpoint are due, and only
+    then books them. Nothing is booked ahead, so a free endpoint never waits behind another endpoint's queue.
     It also counts the 429s Stripe still answers, for the end-of-sync summary.
     """
 
@@ -58,24 +59,26 @@ class StripeRateBudget(AbstractAPIBudget):
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._next_account_slot = 0.0
-        self._next_endpoint_slot: Dict[str, float] = {}
+        self._account_due = 0.0
+        self._endpoint_due: Dict[str, float] = {}
         self.requests: Counter = Counter()
         self.rate_limited: Counter = Counter()
 
-    def reserve(self, endpoint: str) -> float:
-        """Book the earliest slot free for both the account and `endpoint`; return how long to wait for it."""
+    def try_reserve(self, endpoint: str) -> float:
+        """Book a request to `endpoint` now and return 0, or return how long until both limits allow one."""
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next_account_slot, self._next_endpoint_slot.get(endpoint, 0.0))
-            self._next_account_slot = slot + 1.0 / self.limits.per_account
-            self._next_endpoint_slot[endpoint] = slot + 1.0 / self.limits.per_endpoint
+            due = max(self._account_due, self._endpoint_due.get(endpoint, 0.0))
+            if due > now:
+                return due - now
+            self._account_due = max(self._account_due, now) + 1.0 / self.limits.per_account
+            self._endpoint_due[endpoint] = max(self._endpoint_due.get(endpoint, 0.0), now) + 1.0 / self.limits.per_endpoint
             self.requests[endpoint] += 1
-            return slot - now
+            return 0.0
 
     def acquire_call(self, request: Any, block: bool = True, timeout: Optional[float] = None) -> None:
-        wait = self.reserve(endpoint_of(request.url))
-        if wait > 0:
+        endpoint = endpoint_of(request.url)
+        while (wait := self.try_reserve(endpoint)) > 0:
             self._sleep(wait)
 
     def get_matching_policy(self, request: Any) -> Optional[AbstractCallRatePolicy]:

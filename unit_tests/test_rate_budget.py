@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -27,7 +28,8 @@ def _budget(account: float, endpoint: float) -> tuple[StripeRateBudget, FakeCloc
 def _times_of(budget: StripeRateBudget, clock: FakeClock, endpoints: list[str]) -> list[float]:
     times = []
     for endpoint in endpoints:
-        clock.sleep(budget.reserve(endpoint))
+        while (wait := budget.try_reserve(endpoint)) > 0:
+            clock.sleep(wait)
         times.append(clock.now)
     return times
 
@@ -51,23 +53,35 @@ def test_many_endpoints_together_are_held_to_the_account_limit():
     assert in_any_second <= 100
 
 
-def test_concurrent_callers_never_share_a_slot():
-    budget = StripeRateBudget(RateLimits(per_account=1000, per_endpoint=1000))
-    slots = []
+def test_concurrent_callers_never_exceed_the_limits():
+    budget = StripeRateBudget(RateLimits(per_account=400, per_endpoint=200))
+    sent: list[float] = []
     lock = threading.Lock()
 
-    def take():
-        for _ in range(50):
-            wait = budget.reserve("/v1/charges")
-            with lock:
-                slots.append(round(wait, 6))
+    class Request:
+        url = "http://h/v1/charges"
 
-    threads = [threading.Thread(target=take) for _ in range(4)]
+    def call():
+        for _ in range(20):
+            budget.acquire_call(Request())
+            with lock:
+                sent.append(time.monotonic())
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
     [t.start() for t in threads]
     [t.join() for t in threads]
 
-    assert sum(budget.requests.values()) == 200
-    assert budget._next_account_slot - min(slots) >= 199 / 1000  # 200 distinct slots, 1 ms apart
+    assert len(sent) == 80 and budget.requests["/v1/charges"] == 80
+    assert max(sent) - min(sent) >= 79 / 200 * 0.95  # one endpoint: 200/s, however many threads ask
+
+
+def test_a_free_endpoint_does_not_wait_behind_a_busy_one():
+    budget, clock = _budget(account=100, endpoint=25)
+    _times_of(budget, clock, ["/v1/charges"] * 10)  # charges is now due 1/25 s later
+    clock.sleep(1 / 100)  # the account is due again
+
+    assert budget.try_reserve("/v1/charges") > 0
+    assert budget.try_reserve("/v1/customers") == 0  # only the account's 1/100 s spacing applies to it
 
 
 def test_modes_get_stripes_limits_with_headroom_and_the_override_wins():
