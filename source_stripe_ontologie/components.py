@@ -5,6 +5,7 @@ Each class does one job the declarative manifest cannot express (well) on its ow
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Iterable, List, Mapping, MutableMapping, Optional
 
@@ -91,19 +92,23 @@ class InvoiceLinesCompleter(StripeListExtractor):
     come from `GET /v1/invoices/{id}/lines`. A manifest can page a child stream, but not merge a child list back
     into its parent record, so this extractor fetches the missing pages through the CDK's HTTP client (same
     retries and rate budget as the streams) and merges them: `lines.data` holds every line, `has_more` is false.
+    The invoices of a page are completed in parallel (`parallel_invoices`): one after another, each costing a
+    round trip, they held the invoices stream to ~3 requests/s and made it the tail of every sync.
     """
 
     config: Mapping[str, Any] = field(default_factory=dict)
     api_budget: Optional[APIBudget] = None
     page_size: int = 100
+    parallel_invoices: int = 8
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._http = HttpClient(name="invoice_lines", logger=logger, api_budget=self.api_budget)
+        self._pool = ThreadPoolExecutor(max_workers=self.parallel_invoices, thread_name_prefix="invoice-lines")
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
         invoices = super().extract_records(response)
-        for invoice in invoices:
-            self.complete(invoice)
+        incomplete = [invoice for invoice in invoices if (invoice.get("lines") or {}).get("has_more")]
+        list(self._pool.map(self.complete, incomplete))  # re-raises the first failure, like the serial loop
         return invoices
 
     def complete(self, invoice: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
