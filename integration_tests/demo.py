@@ -10,6 +10,7 @@ from pathlib import Path
 
 from integration_tests.connector_cli import REPO, STREAMS, configured_catalog, run_connector
 from integration_tests.stripe_simulator import StripeSimulator, keys
+from source_stripe_ontologie.key_mode import redact
 
 
 def main() -> int:
@@ -22,7 +23,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with StripeSimulator(seed=args.seed, size=args.size) as sim:
         config = {"client_secret": keys.TEST_KEY, "api_base_url": sim.url}
-        print(f"SIMULATED Stripe account (seed {args.seed}, size {args.size}) at {sim.url}; key {_redact(keys.TEST_KEY)}\n")
+        print(f"SIMULATED Stripe account (seed {args.seed}, size {args.size}) at {sim.url}; key {redact(keys.TEST_KEY)}\n")
 
         check = run_connector("check", config)
         status = check.connection_status()
@@ -69,11 +70,6 @@ def _seconds_per_stream(read) -> dict:
         elif trace["stream_status"]["status"] == "COMPLETE" and name in started:
             seconds[name] = (trace["emitted_at"] - started[name]) / 1000
     return seconds
-
-
-def _redact(key: str) -> str:
-    prefix = key[: key.index("_", 3) + 1] if key.count("_") >= 2 else key[:3]
-    return f"{prefix}...{key[-4:]}"
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Sequence
 
+from source_stripe_ontologie.key_mode import redact
+
 PEER_DISTRIBUTION = "airbyte-source-stripe"
 PEER_VERSION = "5.14.1"
 STRIPE_API_ORIGIN = "https://api.stripe.com"
@@ -54,15 +56,6 @@ _GNU_TIME = "/usr/bin/time"
 
 class PeerRunError(RuntimeError):
     """The peer's run failed, timed out, or produced no usable measurement."""
-
-
-def redact(secret: str) -> str:
-    """Show a key as its prefix plus last four characters, e.g. `sk_test_...abcd`."""
-    if not secret:
-        return ""
-    match = re.match(r"^((?:sk|rk|pk)_(?:live|test)_)", secret)
-    prefix = match.group(1) if match else ""
-    return f"{prefix}...{secret[-4:]}" if len(secret) > 4 else "..."
 
 
 def _redact_all(text: str, secret: str) -> str:
