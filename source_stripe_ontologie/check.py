@@ -4,7 +4,7 @@ Why not the manifest: the manifest's `CheckStream` reads the listed streams one 
 streams' own retry policy (minutes of backoff when the network is down), stops at the first failure, and turns
 a 403 on one stream into a failed check. Users need the opposite: a verdict within seconds that names every
 stream the key cannot read (and the permission to grant), passes when the other streams are readable, and fails
-only when nothing can be synced. The manifest's `check.stream_names` still decides which streams are probed.
+only when nothing can be synced. Every stream the manifest declares is probed, with the permission it declares.
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from source_stripe_ontologie import error_messages as say
 from source_stripe_ontologie.components import api_base, stripe_headers
 from source_stripe_ontologie.errors import describe_transient
 from source_stripe_ontologie.key_mode import KeyMode, redact
+from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
 
 _TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
-EVENTS = "events"  # probed beside the streams: incremental syncs read it to capture updates and deletions
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class ReadAccessProbe:
     """Probes the streams' list endpoints concurrently with `limit=1` and turns the answers into a verdict."""
 
     config: Mapping[str, Any]
-    resources: Mapping[str, str]  # stream name -> URL segment under /v1
+    facts: ManifestFacts  # the streams to probe, and the events list probed beside them
     deadline_seconds: float = 12.0  # the whole check answers within 15 s even when the network is down
     connect_timeout_seconds: float = 4.0
     read_timeout_seconds: float = 8.0
@@ -51,12 +51,13 @@ class ReadAccessProbe:
     logger: logging.Logger = logging.getLogger("airbyte")
 
     def run(self) -> AirbyteConnectionStatus:
+        events = self.facts.events
         results = self._probe_all()
-        events = [r for r in results if r.stream == EVENTS]
-        verdict = self._verdict([r for r in results if r.stream != EVENTS])
-        if verdict.status == Status.SUCCEEDED and events and events[0].status == 403:
+        probed_events = [r for r in results if r.stream == events.name]
+        verdict = self._verdict([r for r in results if r.stream != events.name])
+        if verdict.status == Status.SUCCEEDED and probed_events and probed_events[0].status == 403:
             # Not a stream, so no reason to fail: without it, incremental syncs cannot capture changes.
-            advice = say.events_unreadable(str(self.config.get("client_secret") or ""))
+            advice = say.events_unreadable(str(self.config.get("client_secret") or ""), events.permission)
             self.logger.warning(advice)
             verdict = AirbyteConnectionStatus(status=Status.SUCCEEDED, message=f"{verdict.message} {advice}")
         return verdict
@@ -64,9 +65,9 @@ class ReadAccessProbe:
     # -- requests ---------------------------------------------------------------------------------------------
     def _probe_all(self) -> List[ProbeResult]:
         started = time.monotonic()
-        probes = {**self.resources, EVENTS: "events"}
+        probes: Dict[str, StreamFacts] = {**self.facts.streams, self.facts.events.name: self.facts.events}
         pool = ThreadPoolExecutor(max_workers=len(probes), thread_name_prefix="check")
-        futures = {stream: pool.submit(self._probe, stream, resource, started) for stream, resource in probes.items()}
+        futures = {name: pool.submit(self._probe, name, facts, started) for name, facts in probes.items()}
         wait(futures.values(), timeout=self.deadline_seconds + 1)
         pool.shutdown(wait=False, cancel_futures=True)
         return [
@@ -75,14 +76,14 @@ class ReadAccessProbe:
             for stream, future in futures.items()
         ]
 
-    def _probe(self, stream: str, resource: str, started: float) -> ProbeResult:
-        url = f"{api_base(self.config)}/v1/{resource}"
+    def _probe(self, stream: str, facts: StreamFacts, started: float) -> ProbeResult:
+        url = f"{api_base(self.config)}/v1/{facts.resource}"
         result = ProbeResult(stream)
         for attempt in range(1, self.max_attempts + 1):
             remaining = self.deadline_seconds - (time.monotonic() - started)
             if remaining < 1:
                 break
-            result = self._get_once(stream, url, remaining)
+            result = self._get_once(stream, url, facts.filters, remaining)
             if not result.transient:
                 return result
             pause = min(remaining / 4, 0.5 * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
@@ -90,10 +91,10 @@ class ReadAccessProbe:
                 time.sleep(max(0.0, pause))
         return result
 
-    def _get_once(self, stream: str, url: str, remaining: float) -> ProbeResult:
+    def _get_once(self, stream: str, url: str, filters: Mapping[str, str], remaining: float) -> ProbeResult:
         timeout = (min(self.connect_timeout_seconds, remaining), min(self.read_timeout_seconds, remaining))
         try:
-            response = requests.get(url, params={"limit": "1"}, headers=stripe_headers(self.config),
+            response = requests.get(url, params={**filters, "limit": "1"}, headers=stripe_headers(self.config),
                                     timeout=timeout)
         except requests.exceptions.RequestException as error:
             return ProbeResult(stream, error=error, transient=True)
@@ -113,7 +114,7 @@ class ReadAccessProbe:
         unanswered = [r for r in results if r.status is None]
         if unanswered and len(unanswered) == len(results):
             return self._failed(say.unreachable(api_base(self.config), unanswered[0].error, self.deadline_seconds))
-        denied = {r.stream: say.required_permission(r.stripe_message, self.resources[r.stream])
+        denied = {r.stream: say.required_permission(r.stripe_message, self.facts.streams[r.stream].permission)
                   for r in results if r.status == 403}
         broken = [self._problem(r) for r in results if r.status != 403 and not (r.status and r.status < 300)]
         if broken:
@@ -138,14 +139,3 @@ class ReadAccessProbe:
     def _failed(self, message: str) -> AirbyteConnectionStatus:
         self.logger.error(message)
         return AirbyteConnectionStatus(status=Status.FAILED, message=message)
-
-
-def probed_resources(manifest: Mapping[str, Any]) -> Dict[str, str]:
-    """Stream name -> resource for the streams the manifest's `check.stream_names` lists."""
-    names: List[str] = list((manifest.get("check") or {}).get("stream_names") or [])
-    resources: Dict[str, str] = {}
-    for stream in manifest.get("streams") or []:
-        parameters = stream.get("$parameters") or {}
-        name = stream.get("name") or parameters.get("name")
-        resources[name] = parameters.get("resource") or name
-    return {name: resources.get(name, name) for name in names}

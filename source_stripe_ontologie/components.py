@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import InitVar, dataclass, field
-from typing import Any, Iterable, List, Mapping, MutableMapping, Optional
+from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Tuple
 
 import orjson
 import requests
@@ -36,16 +36,27 @@ def api_base(config: Mapping[str, Any]) -> str:
 
 @dataclass
 class StripeListExtractor(RecordExtractor):
-    """Reads `body["data"]` of a Stripe list page straight from the parsed JSON.
+    """Reads `body["data"]` of a Stripe list page straight from the parsed JSON, and completes the records' sub-lists.
 
     The manifest's `DpathExtractor` walks the whole response on every page (measured at ~70% of worker CPU);
-    Stripe's list envelope always holds its records at `data`, so this reads them directly.
+    Stripe's list envelope always holds its records at `data`, so this reads them directly. A stream that declares
+    `sub_lists` (invoices: `lines`) gets them completed by `SubListCompleter`: a manifest can page a child stream,
+    but not merge a child list back into its parent record.
     """
 
     parameters: InitVar[Mapping[str, Any]] = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    api_budget: Optional[APIBudget] = None
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        sub_lists = tuple((parameters or {}).get("sub_lists") or ())
+        self.completer = SubListCompleter(self.config, sub_lists, self.api_budget) if sub_lists else None
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
-        return list_page(response).get("data") or []
+        records = list_page(response).get("data") or []
+        if self.completer is not None:
+            self.completer.complete_all(records)
+        return records
 
 
 def list_page(response: requests.Response) -> Mapping[str, Any]:
@@ -84,48 +95,44 @@ class StripeListPagination(PaginationStrategy):
         return self.page_size
 
 
-@dataclass
-class InvoiceLinesCompleter(StripeListExtractor):
-    """Gives every invoice its complete `lines`.
+class SubListCompleter:
+    """Gives every record its complete embedded lists (`lines` of an invoice, `refunds` of an application fee...).
 
-    Stripe embeds at most the first 10 lines of an invoice (`lines.has_more` tells there are more); the rest
-    come from `GET /v1/invoices/{id}/lines`. A manifest can page a child stream, but not merge a child list back
-    into its parent record, so this extractor fetches the missing pages through the CDK's HTTP client (same
-    retries and rate budget as the streams) and merges them: `lines.data` holds every line, `has_more` is false.
-    The invoices of a page are completed in parallel (`parallel_invoices`): one after another, each costing a
-    round trip, they held the invoices stream to ~3 requests/s and made it the tail of every sync.
+    Stripe embeds at most the first 10 items of such a list (`has_more` tells there are more); the rest come from
+    the list's own `url` (`/v1/invoices/{id}/lines`). The missing pages are fetched through the CDK's HTTP client
+    (same retries and rate budget as the streams) and merged: `data` holds every item, `has_more` is false. The
+    records of a page are completed in parallel (`parallel_records`): one after another, each costing a round trip,
+    they held the invoices stream to ~3 requests/s and made it the tail of every sync.
     """
 
-    config: Mapping[str, Any] = field(default_factory=dict)
-    api_budget: Optional[APIBudget] = None
-    page_size: int = 100
-    parallel_invoices: int = 8
+    def __init__(self, config: Mapping[str, Any], sub_lists: Tuple[str, ...], api_budget: Optional[APIBudget],
+                 page_size: int = 100, parallel_records: int = 8) -> None:
+        self._config = config
+        self._sub_lists = sub_lists
+        self._page_size = page_size
+        self._http = HttpClient(name="sub_lists", logger=logger, api_budget=api_budget)
+        self._pool = ThreadPoolExecutor(max_workers=parallel_records, thread_name_prefix="sub-lists")
 
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._http = HttpClient(name="invoice_lines", logger=logger, api_budget=self.api_budget)
-        self._pool = ThreadPoolExecutor(max_workers=self.parallel_invoices, thread_name_prefix="invoice-lines")
+    def complete_all(self, records: List[MutableMapping[str, Any]]) -> None:
+        incomplete = [r for r in records if any((r.get(name) or {}).get("has_more") for name in self._sub_lists)]
+        list(self._pool.map(self.complete, incomplete))  # re-raises the first failure, like a serial loop
 
-    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
-        invoices = super().extract_records(response)
-        incomplete = [invoice for invoice in invoices if (invoice.get("lines") or {}).get("has_more")]
-        list(self._pool.map(self.complete, incomplete))  # re-raises the first failure, like the serial loop
-        return invoices
+    def complete(self, record: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """One record with all of its sub-lists (a listed one, or one re-fetched by id after an event)."""
+        for name in self._sub_lists:
+            embedded = record.get(name)
+            if embedded and embedded.get("has_more"):
+                embedded["data"] = embedded["data"] + self._remaining(embedded["url"], embedded["data"])
+                embedded["has_more"] = False
+        return record
 
-    def complete(self, invoice: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        """One invoice with all of its lines (a listed one, or one re-fetched by id after an event)."""
-        lines = invoice.get("lines")
-        if lines and lines.get("has_more"):
-            lines["data"] = lines["data"] + self._remaining_lines(invoice["id"], lines["data"])
-            lines["has_more"] = False
-        return invoice
-
-    def _remaining_lines(self, invoice_id: str, first_lines: List[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
-        url = f"{api_base(self.config)}/v1/invoices/{invoice_id}/lines"
-        headers = stripe_headers(self.config)
+    def _remaining(self, path: str, first_items: List[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+        url = f"{api_base(self._config)}{path}"
+        headers = stripe_headers(self._config)
         fetched: List[Mapping[str, Any]] = []
-        cursor = first_lines[-1]["id"] if first_lines else None
+        cursor = first_items[-1]["id"] if first_items else None
         while True:
-            params = {"limit": str(self.page_size)}
+            params = {"limit": str(self._page_size)}
             if cursor:
                 params["starting_after"] = cursor
             _, page = self._http.send_request("GET", url, request_kwargs={}, headers=headers, params=params)

@@ -1,29 +1,83 @@
-"""The CDK's entry point with our config validation first, and `launch` that uses it.
+"""The CDK's entry point with our config validation first, records written as Stripe sent them, and `launch`.
 
 Why not the manifest: the CDK validates the config against the spec's JSON schema before `check`, `discover`
 and `read` reach the source, and its message ("'x' does not match '^acct_...'") names neither the field nor the
-fix; nothing in a manifest runs before that.
+fix; nothing in a manifest runs before that. And the CDK's message serializer omits `None` values, which drops
+every top-level null field of a record (`"description": null` vanishes), so `read` output is serialised here.
 """
 from __future__ import annotations
 
-from typing import Any, List, Mapping
+import argparse
+import logging
+import os
+import tempfile
+from typing import Any, Iterable, List, Mapping
 
+import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER
-from airbyte_cdk.models import ConnectorSpecification
+from airbyte_cdk.models import AirbyteMessage, ConnectorSpecification, Type
 from airbyte_cdk.sources import Source
+from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
 from source_stripe_ontologie.config_validation import ConfigValidator
 
 
+class RecordPassthroughSerializer:
+    """Writes RECORD messages with their data exactly as Stripe sent it, nulls included.
+
+    Without it a destination cannot tell "Stripe said null" from "field unknown". Records are by far the most
+    frequent message, so this also skips a dataclass round trip per record. Every other message keeps the CDK's
+    own serializer.
+    """
+
+    @staticmethod
+    def to_string(message: AirbyteMessage) -> str:
+        record = message.record
+        if message.type != Type.RECORD or record.meta is not None or record.file_reference is not None:
+            return AirbyteEntrypoint.airbyte_message_to_string(message)
+        body = {"stream": record.stream, "data": record.data, "emitted_at": record.emitted_at}
+        if record.namespace is not None:
+            body["namespace"] = record.namespace
+        return orjson.dumps({"type": "RECORD", "record": body}).decode()
+
+
 class StripeEntrypoint(AirbyteEntrypoint):
     """Runs `ConfigValidator` ahead of the CDK's JSON-schema validation, with the same outcome (a config error:
-    FAILED connection status for check, an error trace and a non-zero exit for discover and read)."""
+    FAILED connection status for check, an error trace and a non-zero exit for discover and read), and writes the
+    output of `read` through `RecordPassthroughSerializer`."""
 
     @staticmethod
     def validate_connection(source_spec: ConnectorSpecification, config: Mapping[str, Any]) -> None:
         ConfigValidator().validate(config)
         AirbyteEntrypoint.validate_connection(source_spec, config)
+
+    def lines(self, parsed_args: argparse.Namespace) -> Iterable[str]:
+        """The command's output, one serialised message a line."""
+        if parsed_args.command == "read":
+            return self._read_lines(parsed_args)
+        return self.run(parsed_args)
+
+    def _read_lines(self, parsed_args: argparse.Namespace) -> Iterable[str]:
+        """What `AirbyteEntrypoint.run` does for `read` (log level, request-cache directory, config, catalog and
+        state files, queued messages before and after), through the CDK's public `read`, serialised by us."""
+        to_string = RecordPassthroughSerializer.to_string
+        self.logger.setLevel(logging.DEBUG if getattr(parsed_args, "debug", False) else logging.INFO)
+        source_spec = self.source.spec(self.logger)
+        with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as temp_dir:
+            os.environ[ENV_REQUEST_CACHE_PATH] = temp_dir
+            try:
+                config = self.source.configure(self.source.read_config(parsed_args.config), temp_dir)
+                yield from map(to_string, self._queued())
+                catalog = self.source.read_catalog(parsed_args.catalog)
+                state = self.source.read_state(parsed_args.state)
+                yield from map(to_string, self.read(source_spec, config, catalog, state))
+            finally:
+                yield from map(to_string, self._queued())
+
+    def _queued(self) -> Iterable[AirbyteMessage]:
+        repository = getattr(self.source, "message_repository", None)
+        return repository.consume_queue() if repository else ()
 
 
 def launch(source: Source, args: List[str]) -> None:
@@ -31,5 +85,5 @@ def launch(source: Source, args: List[str]) -> None:
     entrypoint = StripeEntrypoint(source)
     parsed_args = entrypoint.parse_args(args)
     with PRINT_BUFFER:
-        for message in entrypoint.run(parsed_args):
-            print(f"{message}\n", end="")
+        for line in entrypoint.lines(parsed_args):
+            print(f"{line}\n", end="")

@@ -13,27 +13,8 @@ from typing import Mapping, Optional, Sequence
 import requests
 
 from source_stripe_ontologie.key_mode import KeyMode, redact
+from source_stripe_ontologie.stream_facts import Permission
 
-# Stripe's restricted-key permission name -> what the Dashboard calls it (Developers > API keys > edit key).
-DASHBOARD_PERMISSIONS = {
-    "rak_customer_read": "Customers: Read",
-    "rak_charge_read": "Charges: Read",
-    "rak_subscription_read": "Subscriptions: Read",
-    "rak_invoice_read": "Invoices: Read",
-    "rak_product_read": "Products: Read",
-    "rak_payout_read": "Payouts: Read",
-    "rak_event_read": "Events: Read",
-}
-# Which permission a resource (URL segment under /v1) needs, when Stripe's 403 text does not name it.
-RESOURCE_PERMISSIONS = {
-    "customers": "rak_customer_read",
-    "charges": "rak_charge_read",
-    "subscriptions": "rak_subscription_read",
-    "invoices": "rak_invoice_read",
-    "products": "rak_product_read",
-    "payouts": "rak_payout_read",
-    "events": "rak_event_read",
-}
 _PERMISSION_IN_MESSAGE = re.compile(r"Having the '(rak_[a-z_]+)' permission")
 _DASHBOARD_KEYS = "the Stripe Dashboard (Developers > API keys > edit the restricted key)"
 
@@ -52,26 +33,23 @@ def stripe_error_message(response: requests.Response) -> str:
     return str(error.get("message") or "") if isinstance(error, dict) else ""
 
 
-def required_permission(stripe_message: str, resource: str) -> str:
-    """The `rak_*` permission Stripe names in its 403 text, else the one the resource is known to need."""
+def required_permission(stripe_message: str, declared: Permission) -> Permission:
+    """The permission Stripe names in its 403 text (it knows best), else the one the manifest declares."""
     match = _PERMISSION_IN_MESSAGE.search(stripe_message or "")
-    if match:
-        return match.group(1)
-    return RESOURCE_PERMISSIONS.get(resource, f"rak_{resource.rstrip('s')}_read")
+    if match and match.group(1) != declared.name:
+        return Permission(match.group(1))
+    return declared
 
 
-def grant_instruction(stream: str, permission: str) -> str:
+def grant_instruction(stream: str, permission: Permission) -> str:
     """`grant Payouts: Read (rak_payout_read), or do not select payouts`."""
-    label = DASHBOARD_PERMISSIONS.get(permission)
-    grant = f"{label} ({permission})" if label else permission
-    return f"grant {grant}, or do not select {stream}"
+    return f"grant {permission.shown()}, or do not select {stream}"
 
 
-def events_unreadable(key: str) -> str:
+def events_unreadable(key: str, permission: Permission) -> str:
     """The check's advice when the key reads the streams but not Stripe's events."""
     return (f"Incremental syncs after the first also read Stripe's events to capture updates and deletions, and "
-            f"the key ({redact(key)}) cannot: grant {DASHBOARD_PERMISSIONS['rak_event_read']} (rak_event_read), or "
-            f"sync with full refresh only.")
+            f"the key ({redact(key)}) cannot: grant {permission.shown()}, or sync with full refresh only.")
 
 
 def invalid_key(key: str) -> str:
@@ -81,7 +59,7 @@ def invalid_key(key: str) -> str:
     )
 
 
-def permission_denied(stream: str, resource: str, permission: str, key: str) -> str:
+def permission_denied(stream: str, resource: str, permission: Permission, key: str) -> str:
     """A 403 while reading one stream."""
     return (
         f"{stream}: 403 Permission denied: the restricted key ({redact(key)}) cannot read {resource} "
@@ -89,7 +67,7 @@ def permission_denied(stream: str, resource: str, permission: str, key: str) -> 
     )
 
 
-def unreadable_streams(denied: Mapping[str, str], total: int, key: str) -> str:
+def unreadable_streams(denied: Mapping[str, Permission], total: int, key: str) -> str:
     """The check's verdict when some or all streams answered 403; `denied` maps stream -> permission."""
     grants = "; ".join(f"{stream}: {grant_instruction(stream, permission)}" for stream, permission in denied.items())
     if len(denied) == total:

@@ -18,6 +18,7 @@ from airbyte_cdk.sources.declarative.requesters.error_handlers.default_error_han
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 
 from source_stripe_ontologie import error_messages as say
+from source_stripe_ontologie.stream_facts import Permission
 
 logger = logging.getLogger("airbyte")
 
@@ -47,8 +48,11 @@ class StripeErrorHandler(DefaultErrorHandler):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
+        # The stream's declaration in the manifest reaches every component of the stream as `$parameters`.
         self._stream = str(parameters.get("name") or "stream")
         self._resource = str(parameters.get("resource") or self._stream)
+        self._permission = Permission(str(parameters.get("permission") or ""),
+                                      str(parameters.get("permission_label") or ""))
 
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
@@ -82,7 +86,7 @@ class StripeErrorHandler(DefaultErrorHandler):
         if status == 401:
             return say.invalid_key(key)
         if status == 403:
-            permission = say.required_permission(stripe_message, self._resource)
+            permission = say.required_permission(stripe_message, self._permission)
             return say.permission_denied(self._stream, self._resource, permission, key)
         if response_or_exception.headers.get("Stripe-Should-Retry") == "false":
             return say.unexpected_answer(self._stream, status, stripe_message) + (

@@ -35,7 +35,6 @@ cursor moves to H only when the events were listed and every object they named w
 """
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import sys
@@ -47,25 +46,21 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Mutab
 
 import orjson
 from airbyte_cdk.models import AirbyteStateMessage
-from airbyte_cdk.sources.declarative.models.declarative_component_schema import (
-    CustomRecordExtractor as CustomRecordExtractorModel,
-    HttpRequester as HttpRequesterModel,
-)
-from airbyte_cdk.sources.declarative.parsers.manifest_component_transformer import ManifestComponentTransformer
 from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor, Cursor
-from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
 from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partition
 from airbyte_cdk.sources.streams.concurrent.partitions.partition_generator import PartitionGenerator
 from airbyte_cdk.sources.types import Record, StreamSlice
 
+from source_stripe_ontologie import cdk_seam
+from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
 from source_stripe_ontologie.incremental import (
     CURSOR_FIELD,
     EVENTS_CURSOR_FIELD,
-    FinishedWindowsStateConverter,
     _as_dict,
     _epoch_seconds,
     _stream_name,
 )
+from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
 
 logger = logging.getLogger("airbyte")
 
@@ -91,10 +86,15 @@ class Change:
 @dataclass(frozen=True)
 class ChangeFeed:
     """The event types that change one stream's objects, and which field of each event's `data.object` names
-    the stream's object (`id` for the object itself, e.g. `charge` for a refund or a dispute)."""
+    the stream's object (`id` for the object itself, e.g. `charge` for a refund or a dispute): the stream's
+    `change_events` and `deletion_events` in the manifest."""
 
     id_field_by_type: Mapping[str, str]
     deletions: frozenset
+
+    @classmethod
+    def of(cls, facts: StreamFacts) -> "ChangeFeed":
+        return cls(dict(facts.change_events), frozenset(facts.deletion_events))
 
     @property
     def event_types(self) -> List[str]:
@@ -122,47 +122,6 @@ class ChangeFeed:
         own = id_field == "id"
         return Change(object_id=object_id, updated=int(event["created"]), deletion=event["type"] in self.deletions,
                       own=own, created=payload.get("created") if own else None)
-
-
-def _feed(own: Sequence[str], related: Optional[Mapping[str, str]] = None, deletions: Sequence[str] = ()) -> ChangeFeed:
-    types = {event_type: "id" for event_type in own}
-    types.update(related or {})
-    return ChangeFeed(types, frozenset(deletions))
-
-
-# Checked against the `enabled_events` enum of POST /v1/webhook_endpoints in spec3.json (2024-06-20); a test keeps
-# it so. `*.created` events (and `charge.pending`, only sent at creation) are left out: the `created` windows read
-# new objects. Notification-only events (`invoice.upcoming` has no id, `*.trial_will_end`, `invoice.overdue`,
-# `invoice.will_be_due`) change nothing.
-CHANGE_FEEDS: Dict[str, ChangeFeed] = {
-    "customers": _feed(
-        own=["customer.updated", "customer.deleted"],
-        related={t: "customer" for t in ["customer.discount.created", "customer.discount.updated",
-                                         "customer.discount.deleted"]},
-        deletions=["customer.deleted"]),
-    "charges": _feed(
-        own=["charge.captured", "charge.expired", "charge.failed", "charge.succeeded", "charge.updated",
-             "charge.refunded"],
-        related={t: "charge" for t in ["charge.refund.updated", "refund.created", "refund.updated",
-                                       "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
-                                       "charge.dispute.funds_reinstated", "charge.dispute.funds_withdrawn"]}),
-    "subscriptions": _feed(
-        own=["customer.subscription.updated", "customer.subscription.deleted", "customer.subscription.paused",
-             "customer.subscription.resumed", "customer.subscription.pending_update_applied",
-             "customer.subscription.pending_update_expired"]),
-    "invoices": _feed(
-        own=["invoice.updated", "invoice.deleted", "invoice.finalized", "invoice.finalization_failed",
-             "invoice.marked_uncollectible", "invoice.paid", "invoice.payment_action_required",
-             "invoice.payment_failed", "invoice.payment_succeeded", "invoice.sent", "invoice.voided"],
-        deletions=["invoice.deleted"]),
-    "products": _feed(
-        own=["product.updated", "product.deleted"],
-        related={"price.updated": "product", "price.deleted": "product"},  # the expanded default_price
-        deletions=["product.deleted"]),
-    "payouts": _feed(
-        own=["payout.updated", "payout.paid", "payout.failed", "payout.canceled",
-             "payout.reconciliation_completed"]),
-}
 
 
 class EventLister:
@@ -317,7 +276,8 @@ class EventsCursorStateConverter(FinishedWindowsStateConverter):
     """Writes `events_created` next to `created` in every state message of the stream.
 
     The CDK's ConcurrentCursor writes a single-key state built by its state converter; the manifest cannot add a
-    second cursor to it, so this converter (installed like FinishedWindowsStateConverter) adds the checkpoint's.
+    second cursor to it, so this converter (installed like FinishedWindowsStateConverter, through the CDK seam)
+    adds the checkpoint's.
     """
 
     checkpoint: EventsCheckpoint
@@ -455,80 +415,59 @@ def _iso(epoch: int) -> str:
 
 
 class ChangeCapture:
-    """Adds the events part of incremental syncs to the streams the CDK built from the manifest.
+    """Adds the events part of incremental syncs to a stream the CDK built from the manifest.
 
     The manifest describes one paginated list per stream; it cannot add a second cursor, a partition that reads
-    another endpoint, or a second state key to a stream. This wires the pieces above onto each DefaultStream: a
-    partition generator that follows the `created` windows with the changed objects partitions, a cursor that
-    routes them, and a state converter that writes both cursors. Requests go through requesters built from the
-    manifest's `definitions.requester`, so they share the streams' auth, Stripe-Version, retries and messages.
+    another endpoint, or a second state key to a stream. For each stream that declares `change_events`, this gives
+    the pieces above: a partition generator that follows the `created` windows with the changed objects
+    partitions, a cursor that routes them, and a state converter that writes both cursors. Requests go through
+    requesters built from the manifest's `definitions.requester`, so they share the streams' auth,
+    Stripe-Version, retries, rate budget and messages.
     """
 
-    def __init__(self, factory: Any, manifest: Mapping[str, Any], config: Mapping[str, Any],
-                 state: Optional[List[AirbyteStateMessage]]) -> None:
+    def __init__(self, factory: Any, manifest: Mapping[str, Any], facts: ManifestFacts, config: Mapping[str, Any],
+                 state: Optional[List[AirbyteStateMessage]], completer: Callable[[StreamFacts], Any]) -> None:
         self._factory = factory
-        self._manifest = manifest
+        self._requester_definition = manifest["definitions"]["requester"]
+        self._facts = facts
         self._config = config
+        self._completer = completer
         self._previous = {
             _stream_name(message): previous_events_cursor(_as_dict(message.stream.stream_state))
             for message in state or [] if message.stream
         }
 
-    def install(self, stream: DefaultStream) -> None:
-        windows = stream.cursor
-        feed = CHANGE_FEEDS.get(stream.name)
-        if feed is None or not isinstance(windows, ConcurrentCursor):
-            return
-        horizon = int(windows._end_provider().timestamp())  # this sync's window end, read once
-        checkpoint = EventsCheckpoint(self._previous.get(stream.name), horizon)
-        EventsCursorStateConverter.install(windows)
-        windows._connector_state_converter.checkpoint = checkpoint
+    def wrap(self, name: str, windows_generator: PartitionGenerator,
+             windows: Cursor) -> tuple[PartitionGenerator, Cursor]:
+        """The stream's partition generator and cursor with change capture, or as they were when the stream declares
+        no change events or is not incremental."""
+        facts = self._facts.stream(name)
+        if facts is None or not facts.change_events or not isinstance(windows, ConcurrentCursor):
+            return windows_generator, windows
+        checkpoint = EventsCheckpoint(self._previous.get(name), cdk_seam.window_end(windows))
+        converter = EventsCursorStateConverter.install(windows)
+        converter.checkpoint = checkpoint
         cursor = ChangeCaptureCursor(windows, checkpoint)
-        definition = self._stream_definition(stream.name)
-        resource = definition["$parameters"]["resource"]
-        stream._cursor = cursor  # the CDK offers no setter; both are read through the DefaultStream only
-        fetcher = ObjectFetcher(self._requester(stream.name, resource, missing_is_gone=True),
-                                _by_id_expansions(definition), self._completer(definition))
-        stream._stream_partition_generator = ChangeCaptureGenerator(
-            stream._stream_partition_generator, stream.name, feed, EventLister(self._requester(stream.name, "events")),
-            functools.partial(ChangeRecords, _object_name(resource), fetcher, self._start_date()), checkpoint,
+        by_id = self._requester(facts, facts, missing_is_gone=True)
+        sub_lists = self._completer(facts)
+        fetcher = ObjectFetcher(by_id, facts.expansions, sub_lists.complete if sub_lists else None)
+        generator = ChangeCaptureGenerator(
+            windows_generator, name, ChangeFeed.of(facts), EventLister(self._requester(facts, self._facts.events)),
+            functools.partial(ChangeRecords, facts.object_name, fetcher, self._start_date()), checkpoint,
             on_advance=cursor.emit_state)
+        return generator, cursor
 
-    def _stream_definition(self, name: str) -> Mapping[str, Any]:
-        return next(s for s in self._manifest["streams"] if s.get("name") == name)
-
-    def _requester(self, stream_name: str, resource: str, missing_is_gone: bool = False) -> Any:
-        definition = copy.deepcopy(self._manifest["definitions"]["requester"])
-        if missing_is_gone:  # 404 on an object by id: deleted since its event (the next sync reads the deletion)
-            definition["error_handler"]["response_filters"].insert(
-                0, {"type": "HttpResponseFilter", "http_codes": [404], "action": "IGNORE"})
-        definition["$parameters"] = {"name": stream_name, "resource": resource}
-        definition = ManifestComponentTransformer().propagate_types_and_parameters("", definition, {})
-        return self._factory.create_component(HttpRequesterModel, definition, self._config,
-                                              name=f"{stream_name}_{resource}")
-
-    def _completer(self, definition: Mapping[str, Any]) -> Optional[Callable[[dict], dict]]:
-        """The stream's record extractor's `complete` (InvoiceLinesCompleter), for objects re-fetched by id."""
-        extractor = definition["retriever"]["record_selector"]["extractor"]
-        if extractor.get("type") != CustomRecordExtractorModel.__name__:
-            return None
-        return getattr(self._factory.create_component(CustomRecordExtractorModel, extractor, self._config),
-                       "complete", None)
+    def _requester(self, stream: StreamFacts, target: StreamFacts, missing_is_gone: bool = False) -> Any:
+        """A requester of `target`'s resource whose errors name `stream` (and `target`'s permission)."""
+        # 404 on an object by id: deleted since its event (the next sync reads the deletion)
+        gone = [{"type": "HttpResponseFilter", "http_codes": [404], "action": "IGNORE"}] if missing_is_gone else None
+        parameters = {"name": stream.name, "resource": target.resource, "permission": target.permission.name,
+                      "permission_label": target.permission.label}
+        return cdk_seam.build_requester(self._factory, self._requester_definition, parameters, self._config,
+                                        name=f"{stream.name}_{target.resource}", extra_filters=gone)
 
     def _start_date(self) -> int:
         start = self._config.get("start_date")
         if not start:
             return 0
         return int(datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
-
-
-def _by_id_expansions(definition: Mapping[str, Any]) -> List[str]:
-    """The stream's list expansions (`data.default_price`) as one object's (`default_price`)."""
-    params = definition["retriever"]["requester"].get("request_parameters") or {}
-    expand = params.get("expand[]") or []
-    expand = [expand] if isinstance(expand, str) else list(expand)
-    return [path[len("data."):] if path.startswith("data.") else path for path in expand]
-
-
-def _object_name(resource: str) -> str:
-    return resource[:-1]  # customers -> customer, the `object` of every stream's records

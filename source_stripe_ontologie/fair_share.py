@@ -31,10 +31,6 @@ class StreamFairShare(PartitionGenerator):
         """Workers one endpoint can keep busy: its share of the account's rate, plus one to cover the switch."""
         return max(2, math.ceil(workers * endpoint_share) + 1)
 
-    @classmethod
-    def install(cls, stream: Any, limit: int) -> None:
-        stream._stream_partition_generator = cls(stream._stream_partition_generator, limit)
-
     def generate(self) -> Iterable[Partition]:
         for window in self._windows.generate():
             self._slots.acquire()

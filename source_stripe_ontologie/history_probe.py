@@ -79,9 +79,3 @@ class HistoryStartProbe:
         _, response = self._http.send_request("GET", url, request_kwargs={}, headers=stripe_headers(self._config),
                                               params=params)
         return orjson.loads(response.content)
-
-
-def probe_parameters(stream_manifest: Mapping[str, Any]) -> tuple[str, Dict[str, str]]:
-    """The resource a resolved stream definition lists, and its fixed list filters (expansions are not needed)."""
-    params = stream_manifest["retriever"]["requester"].get("request_parameters") or {}
-    return stream_manifest["$parameters"]["resource"], {k: v for k, v in params.items() if not k.startswith("expand")}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional
+from typing import Any, Callable, Iterable, List, Mapping, Optional
 
 from airbyte_cdk.models import (
     AirbyteStateMessage,
@@ -18,10 +18,6 @@ from airbyte_cdk.models import (
     ConfiguredAirbyteCatalog,
     FailureType,
     SyncMode,
-)
-from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
-from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (
-    CustomFormatConcurrentStreamStateConverter,
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -35,30 +31,6 @@ CURSOR_KEYS = (CURSOR_FIELD, EVENTS_CURSOR_FIELD)
 NO_CURSOR_MARKER = "__ab_no_cursor_state_message"
 STATE_EXAMPLE = '[{"type": "STREAM", "stream": {"stream_descriptor": {"name": "charges"}, ' \
                 '"stream_state": {"created": "1718000000", "events_created": "1718000000"}}}]'
-
-
-class FinishedWindowsStateConverter(CustomFormatConcurrentStreamStateConverter):
-    """Writes as state the end of the finished windows, not the newest object found in them.
-
-    The CDK's state is the newest `created` emitted (or the start when nothing was), so a stream without recent
-    objects walks every window from its newest object (or from 2011) to now again on every sync: an empty stream
-    would re-read its whole history every hour. The end of the unbroken run of finished windows is as safe (every
-    object up to it was read) and leaves the next sync only the new seconds. The manifest cannot choose the state
-    converter of a DatetimeBasedCursor, so `install` swaps it on the cursor the CDK built.
-    """
-
-    def _get_latest_complete_time(self, slices: List[MutableMapping[str, Any]]) -> Any:
-        if not slices:
-            raise RuntimeError("A date-range state always holds the slice of the previous sync or of start_date.")
-        return self.merge_intervals(slices)[0][self.END_KEY]
-
-    @classmethod
-    def install(cls, cursor: Any) -> None:
-        converter = getattr(cursor, "_connector_state_converter", None)
-        if isinstance(cursor, ConcurrentCursor) and isinstance(converter, CustomFormatConcurrentStreamStateConverter):
-            finished_windows = cls.__new__(cls)
-            finished_windows.__dict__.update(converter.__dict__)  # same format, granularity and parser
-            cursor._connector_state_converter = finished_windows
 
 
 class FullRefreshStateDropper:

@@ -20,22 +20,24 @@ from airbyte_cdk.sources.declarative.models.declarative_component_schema import 
 )
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
+from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_stripe_ontologie.check import ReadAccessProbe, probed_resources
+from source_stripe_ontologie import cdk_seam
+from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
+from source_stripe_ontologie.check import ReadAccessProbe
+from source_stripe_ontologie.components import SubListCompleter
 from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.error_messages import invalid_config
 from source_stripe_ontologie.events import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
-from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStartProbe, probe_parameters
-from source_stripe_ontologie.incremental import (
-    FinishedWindowsStateConverter,
-    FullRefreshStateDropper,
-    IncomingStateValidator,
-)
+from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStartProbe
+from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
+from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
+from source_stripe_ontologie.streams import BuiltPartitions, StripeStream
 from source_stripe_ontologie.sync_report import SyncReport
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -70,46 +72,60 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         self._stale_events = StaleEventsCursorFallback()
         usable_state = self._stale_events.keep(state)
         super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=usable_state)
+        self.facts = ManifestFacts.from_manifest(self.resolved_manifest)
         self._incoming_state = state
         self._usable_state = usable_state
         self._rate_budget: Optional[StripeRateBudget] = None
 
-    def _prepare_for_stream_build(self) -> None:
-        """Give every request of the sync (streams, windows, invoice lines, events) one budget paced for the key's
-        mode. The manifest's `api_budget` can hold one policy per request and knows nothing of the key's mode.
-        """
-        super()._prepare_for_stream_build()
-        if self._rate_budget is None and not ConfigValidator().problems(self._config):
-            limits = RateLimits.for_mode(self._mode().livemode, self._config.get("max_requests_per_second"))
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The config the streams are built with (the command line's, plus the probed history starts)."""
+        return cdk_seam.source_config(self)
+
+    def rate_budget(self) -> Optional[StripeRateBudget]:
+        """One budget for every request of the sync (streams, windows, sub-lists, events, probes), paced for the key's
+        mode; None while the config cannot work (it is refused before any request)."""
+        if self._rate_budget is None and not ConfigValidator().problems(self.config):
+            limits = RateLimits.for_mode(self._mode().livemode, self.config.get("max_requests_per_second"))
             self._rate_budget = StripeRateBudget(limits)
-        self._constructor._api_budget = self._rate_budget
+        return self._rate_budget
 
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
-        streams = super().streams(config)
-        change_capture = ChangeCapture(self._constructor, self.resolved_manifest, self._config, self._usable_state)
+        factory = cdk_seam.component_factory(self)
+        cdk_seam.give_api_budget(factory, self.rate_budget())
+        built = super().streams(config)
+        change_capture = ChangeCapture(factory, self.resolved_manifest, self.facts, self.config, self._usable_state,
+                                       completer=self._sub_list_completer)
         windows_per_stream = self._windows_per_stream()
-        for stream in streams:
-            FinishedWindowsStateConverter.install(stream.cursor)
-            change_capture.install(stream)
-            StreamFairShare.install(stream, windows_per_stream)
-        return streams
+        wrapped: List[AbstractStream] = []
+        for stream in built:
+            cursor = stream.cursor
+            if isinstance(cursor, ConcurrentCursor):
+                FinishedWindowsStateConverter.install(cursor)
+            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream), cursor)
+            wrapped.append(StripeStream(stream, StreamFairShare(partitions, windows_per_stream), cursor))
+        return wrapped
+
+    def _sub_list_completer(self, facts: StreamFacts) -> Optional[SubListCompleter]:
+        """Completes the sub-lists of objects re-fetched by id, like the stream's list extractor does."""
+        return SubListCompleter(self.config, facts.sub_lists, self.rate_budget()) if facts.sub_lists else None
 
     def _windows_per_stream(self) -> int:
         """A stream gets the share of the workers that its endpoint's share of the rate limit can keep busy."""
-        limits = self._rate_budget.limits if self._rate_budget else RateLimits.for_mode(live=True)
-        workers = self._constructor.create_component(
-            ConcurrencyLevelModel, self.resolved_manifest["concurrency_level"], config=self._config
+        budget = self.rate_budget()
+        limits = budget.limits if budget else RateLimits.for_mode(live=True)
+        workers = cdk_seam.component_factory(self).create_component(
+            ConcurrencyLevelModel, self.resolved_manifest["concurrency_level"], config=self.config
         ).get_concurrency_level()
         return StreamFairShare.limit_for(workers, limits.per_endpoint / limits.per_account)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         self._register_key()
-        problems = ConfigValidator().problems(self._config)
+        problems = ConfigValidator().problems(self.config)
         if problems:
             return AirbyteConnectionStatus(status=Status.FAILED, message=invalid_config(problems))
         logger.info(self._mode().announcement)
-        probe = ReadAccessProbe(self._config, probed_resources(self.resolved_manifest), logger=logger)
-        return probe.run()
+        return ReadAccessProbe(self.config, self.facts, logger=logger).run()
 
     def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
         self._refuse_unusable_config()
@@ -123,14 +139,13 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
         self._refuse_unusable_config()
-        stream_names = [stream["name"] for stream in self.resolved_manifest["streams"]]
-        IncomingStateValidator(stream_names).validate(self._incoming_state)
+        IncomingStateValidator(self.facts.names).validate(self._incoming_state)
         for warning in self._stale_events.warnings:
             logger.warning(warning)
         mode = self._mode()
         logger.info(mode.announcement)
         self._start_streams_where_their_history_begins(catalog)
-        report = SyncReport(mode, self._config["client_secret"], self._config.get("account_id"))
+        report = SyncReport(mode, self.config["client_secret"], self.config.get("account_id"))
         try:
             for message in super().read(logger, config, catalog, state):
                 yield from report.observe(message)
@@ -142,28 +157,27 @@ class SourceStripeOntologie(YamlDeclarativeSource):
 
     def _start_streams_where_their_history_begins(self, catalog: ConfiguredAirbyteCatalog) -> None:
         """Probe the streams this sync reads without a saved state; the manifest's windows start from the answer."""
-        if self._config.get("probe_history_start") is False:
+        if self.config.get("probe_history_start") is False:
             return
         saved = {message.stream.stream_descriptor.name for message in self._usable_state or [] if message.stream}
         selected = {configured.stream.name for configured in catalog.streams} - saved
-        to_probe = {stream["name"]: probe_parameters(stream) for stream in self.resolved_manifest["streams"]
-                    if stream["name"] in selected}
-        start_date = self._config.get("start_date")
+        to_probe = {name: (facts.resource, facts.filters) for name, facts in self.facts.streams.items()
+                    if name in selected}
+        start_date = self.config.get("start_date")
         floor = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else HISTORY_FLOOR
-        until = int(time.time()) - int(self._config.get("read_lag_seconds", 60))
-        self._prepare_for_stream_build()  # the probe's requests go through the sync's rate budget
-        starts = HistoryStartProbe(self._config, self._rate_budget).starts(to_probe, floor, until)
-        self._config = {**self._config, HISTORY_START_KEY: starts}
+        until = int(time.time()) - int(self.config.get("read_lag_seconds", 60))
+        starts = HistoryStartProbe(self.config, self.rate_budget()).starts(to_probe, floor, until)
+        cdk_seam.replace_source_config(self, {**self.config, HISTORY_START_KEY: starts})
 
     def _register_key(self) -> None:
         """The entry point registers the key as written (padding included), and only on the command line."""
-        key = self._config.get("client_secret")
+        key = self.config.get("client_secret")
         if isinstance(key, str) and key.strip():
             add_to_secrets(key.strip())
 
     def _refuse_unusable_config(self) -> None:
         self._register_key()
-        ConfigValidator().validate(self._config)
+        ConfigValidator().validate(self.config)
 
     def _mode(self) -> KeyMode:
-        return KeyMode.from_key(self._config["client_secret"])
+        return KeyMode.from_key(self.config["client_secret"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from source_stripe_ontologie.error_messages import RESOURCE_PERMISSIONS
+from unit_tests.factories import FACTS
 
 
 def stripe_error(message: str, code: Optional[str] = None, param: Optional[str] = None,
@@ -21,10 +21,11 @@ def invalid_key_body(key: str) -> dict[str, Any]:
 
 
 def forbidden_body(key: str, resource: str) -> dict[str, Any]:
-    """Stripe's 403 for a restricted key without Read on `resource`, naming the missing permission."""
+    """Stripe's 403 for a restricted key without Read on `resource` (a stream, or events), naming the permission."""
+    facts = FACTS.stream(resource) or FACTS.events
     return stripe_error(
         f"The provided key '{key[:8]}***{key[-4:]}' does not have the required permissions for this endpoint on "
-        f"account 'acct_1Test'. Having the '{RESOURCE_PERMISSIONS[resource]}' permission would allow this request "
+        f"account 'acct_1Test'. Having the '{facts.permission.name}' permission would allow this request "
         f"to continue.")
 
 

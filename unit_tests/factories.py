@@ -5,11 +5,16 @@ import itertools
 from typing import Any, Iterable, List, Optional
 from urllib.parse import parse_qs, urlparse
 
+from source_stripe_ontologie import SourceStripeOntologie
+from source_stripe_ontologie.stream_facts import ManifestFacts
+
 API = "https://api.stripe.test"
 TEST_KEY = "rk_test_51UnitTestKeyAbCdEfGh0000wxyz"
 PREFIX = {"customers": "cus", "charges": "ch", "subscriptions": "sub", "invoices": "in", "products": "prod", "events": "evt",
           "payouts": "po", "lines": "il"}
-STREAMS = ["customers", "charges", "subscriptions", "invoices", "products", "payouts"]
+# Every stream the manifest declares, with its facts (resource, permission, events): tests derive from it too.
+FACTS = ManifestFacts.from_manifest(SourceStripeOntologie().resolved_manifest)
+STREAMS = FACTS.names
 
 _ids = itertools.count(1)
 

@@ -5,7 +5,12 @@ import requests
 
 from source_stripe_ontologie import error_messages as say
 from source_stripe_ontologie.key_mode import KeyMode
+from source_stripe_ontologie.stream_facts import Permission
 from unit_tests.error_factories import forbidden_body
+from unit_tests.factories import FACTS
+
+PAYOUTS = Permission("rak_payout_read", "Payouts: Read")
+CHARGES = Permission("rak_charge_read", "Charges: Read")
 
 LIVE_KEY = "rk_live_51MessagesTestXyZ0123456789abcd"
 TEST_KEY = "rk_test_51MessagesTestXyZ0123456789wxyz"
@@ -23,27 +28,33 @@ def test_invalid_key_uses_the_seed_wording_with_the_key_redacted():
 def test_permission_is_read_from_stripes_403_text():
     stripe_text = forbidden_body(LIVE_KEY, "payouts")["error"]["message"]
 
-    assert say.required_permission(stripe_text, "charges") == "rak_payout_read"
+    assert say.required_permission(stripe_text, CHARGES) == Permission("rak_payout_read")
 
 
-def test_permission_falls_back_to_the_resource_when_stripe_does_not_name_it():
-    assert say.required_permission("Forbidden", "subscriptions") == "rak_subscription_read"
+def test_permission_falls_back_to_the_declared_one_when_stripe_does_not_name_it():
+    assert say.required_permission("Forbidden", CHARGES) == CHARGES
+
+
+def test_every_stream_declares_its_permission_with_the_dashboards_label():
+    for facts in [*FACTS.streams.values(), FACTS.events]:
+        assert facts.permission.name.startswith("rak_") and facts.permission.name.endswith("_read"), facts.name
+        assert facts.permission.label.endswith(": Read"), facts.name
 
 
 def test_grant_instruction_names_dashboard_permission_and_rak_name():
-    assert say.grant_instruction("payouts", "rak_payout_read") == (
+    assert say.grant_instruction("payouts", PAYOUTS) == (
         "grant Payouts: Read (rak_payout_read), or do not select payouts")
 
 
 def test_permission_denied_names_stream_resource_permission_and_redacted_key():
-    message = say.permission_denied("charges", "charges", "rak_charge_read", LIVE_KEY)
+    message = say.permission_denied("charges", "charges", CHARGES, LIVE_KEY)
 
     assert message.startswith("charges: 403 Permission denied: the restricted key (rk_live_...abcd) cannot read charges")
     assert "grant Charges: Read (rak_charge_read), or do not select charges" in message
 
 
 def test_some_streams_unreadable_says_the_key_works_and_lists_each_stream():
-    message = say.unreadable_streams({"payouts": "rak_payout_read", "charges": "rak_charge_read"}, 6, LIVE_KEY)
+    message = say.unreadable_streams({"payouts": PAYOUTS, "charges": CHARGES}, 6, LIVE_KEY)
 
     assert "2 of 6 streams cannot be read" in message
     assert "payouts: grant Payouts: Read (rak_payout_read), or do not select payouts" in message
@@ -51,7 +62,7 @@ def test_some_streams_unreadable_says_the_key_works_and_lists_each_stream():
 
 
 def test_all_streams_unreadable_uses_the_seed_403_wording():
-    denied = {s: say.RESOURCE_PERMISSIONS[s] for s in ("customers", "charges")}
+    denied = {s: FACTS.streams[s].permission for s in ("customers", "charges")}
 
     message = say.unreadable_streams(denied, 2, LIVE_KEY)
 

@@ -9,9 +9,9 @@ import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.state_builder import StateBuilder
 
-from source_stripe_ontologie.events import CHANGE_FEEDS, MAX_TYPES_PER_REQUEST
+from source_stripe_ontologie.events import MAX_TYPES_PER_REQUEST
 from unit_tests.event_factories import change, delete, fetched_by_id, related_event
-from unit_tests.factories import API, invoice_with_lines, query_of, stripe_object
+from unit_tests.factories import API, FACTS, invoice_with_lines, query_of, stripe_object
 from unit_tests.incremental_runs import (
     DAY,
     LiveList,
@@ -51,10 +51,10 @@ def test_every_event_type_is_one_stripe_knows_and_each_stream_fits_one_request()
     known = set(spec["paths"]["/v1/webhook_endpoints"]["post"]["requestBody"]["content"][
         "application/x-www-form-urlencoded"]["schema"]["properties"]["enabled_events"]["items"]["enum"])
 
-    for stream, feed in CHANGE_FEEDS.items():
-        assert set(feed.event_types) <= known, (stream, set(feed.event_types) - known)
-        assert len(feed.event_types) <= MAX_TYPES_PER_REQUEST, stream
-    assert sorted(CHANGE_FEEDS) == ["charges", "customers", "invoices", "payouts", "products", "subscriptions"]
+    for stream, facts in FACTS.streams.items():
+        assert set(facts.change_events) <= known, (stream, set(facts.change_events) - known)
+        assert set(facts.deletion_events) <= set(facts.change_events), stream
+        assert len(facts.change_events) <= MAX_TYPES_PER_REQUEST, stream
 
 
 def test_a_first_sync_reads_no_events_and_starts_the_events_cursor_at_its_horizon(requests_mock):
@@ -115,7 +115,7 @@ def test_events_are_read_since_the_events_cursor_up_to_the_horizon_with_the_stre
     query = events_requests(requests_mock)[0]
     assert query["created[gt]"] == [str(previous - 7)]
     assert before - 60 <= int(query["created[lte]"][0]) <= now() - 60
-    assert query["types[]"] == CHANGE_FEEDS["charges"].event_types
+    assert query["types[]"] == list(FACTS.streams["charges"].change_events)
     assert last_stream_state(output, "charges")["events_created"] == query["created[lte]"][0]
 
 

@@ -1,0 +1,116 @@
+"""The one place where the connector touches airbyte-cdk internals (pinned: airbyte-cdk==7.39.1).
+
+Everything else uses the CDK's public extension points: custom components declared in the manifest (extractor,
+paginator, error handler, record filter, transformation), `YamlDeclarativeSource`'s public methods, a public
+`AbstractStream` decorator around each built stream (source_stripe_ontologie/streams.py) instead of rewiring a
+`DefaultStream`'s partition generator and cursor, and our own `launch()` serialising records
+(source_stripe_ontologie/entrypoint.py) instead of replacing `AirbyteEntrypoint.airbyte_message_to_string`.
+What is left has no public way in, and each use is listed here with why, and guarded by a canary test in
+unit_tests/test_cdk_seam.py that fails loudly when the CDK changes it (a rename must not, for instance, leave
+every request unpaced without a word):
+
+1. `ConcurrentDeclarativeSource._config` (read, and replaced): the config the streams are built with. The source
+   adds each stream's probed history start to it so that the manifest's `start_datetime` can read it; the CDK
+   builds streams from this attribute whatever config `streams()` is given.
+2. `ConcurrentDeclarativeSource._constructor` (read): the component factory that built the streams; its public
+   `create_component` builds the extra requesters change capture needs, with the manifest's definitions.
+3. `ModelToComponentFactory._api_budget` (written): the budget every requester the factory builds paces through.
+   The manifest's `api_budget` only builds `HTTPAPIBudget` policies, which apply the first matching policy per
+   request and know nothing of the key's mode; the factory takes a budget only in its constructor, which the
+   source calls itself.
+4. `ConcurrentCursor._connector_state_converter` (replaced) and `AbstractStreamStateConverter.
+   _get_latest_complete_time` (overridden): what a datetime cursor writes as state. The manifest cannot choose
+   a `DatetimeBasedCursor`'s state converter; ours writes the end of the finished windows, and the events cursor.
+5. `ConcurrentCursor._end_provider` (called): the end of this sync's windows, so change capture reads events up
+   to exactly where the windows stop.
+6. `ManifestComponentTransformer` (an internal step of the manifest parser): gives a requester definition copied
+   from `definitions` the `$parameters` of the stream it serves (its name, resource and permission, so its errors
+   name them), as the parser does for the manifest's own components.
+"""
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any, Callable, List, Mapping, MutableMapping, Optional
+
+from airbyte_cdk.sources.declarative.models.declarative_component_schema import HttpRequester as HttpRequesterModel
+from airbyte_cdk.sources.declarative.parsers.manifest_component_transformer import ManifestComponentTransformer
+from airbyte_cdk.sources.streams.call_rate import APIBudget
+from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
+from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (
+    CustomFormatConcurrentStreamStateConverter,
+)
+
+
+# 1. and 2. -------------------------------------------------------------------------------------------------------
+def source_config(source: Any) -> Mapping[str, Any]:
+    """The config the CDK builds the source's streams with."""
+    return source._config
+
+
+def replace_source_config(source: Any, config: Mapping[str, Any]) -> None:
+    source._config = config
+
+
+def component_factory(source: Any) -> Any:
+    return source._constructor
+
+
+# 3. --------------------------------------------------------------------------------------------------------------
+def give_api_budget(factory: Any, budget: Optional[APIBudget]) -> None:
+    """Every requester (and custom component with an `api_budget` field) built from now on paces through it."""
+    if not hasattr(factory, "_api_budget"):
+        raise AttributeError("airbyte-cdk's ModelToComponentFactory no longer has _api_budget: requests would go "
+                             "unpaced; see source_stripe_ontologie/cdk_seam.py")
+    factory._api_budget = budget
+
+
+# 4. --------------------------------------------------------------------------------------------------------------
+class FinishedWindowsStateConverter(CustomFormatConcurrentStreamStateConverter):
+    """Writes as state the end of the finished windows, not the newest object found in them.
+
+    The CDK's state is the newest `created` emitted (or the start when nothing was), so a stream without recent
+    objects walks every window from its newest object (or from 2011) to now again on every sync: an empty stream
+    would re-read its whole history every hour. The end of the unbroken run of finished windows is as safe (every
+    object up to it was read) and leaves the next sync only the new seconds.
+    """
+
+    def _get_latest_complete_time(self, slices: List[MutableMapping[str, Any]]) -> Any:
+        if not slices:
+            raise RuntimeError("A date-range state always holds the slice of the previous sync or of start_date.")
+        return self.merge_intervals(slices)[0][self.END_KEY]
+
+    @classmethod
+    def install(cls, cursor: Any) -> Optional["FinishedWindowsStateConverter"]:
+        """Swap the converter of a datetime `ConcurrentCursor` for an instance of `cls`; returns it (None when the
+        cursor is of another kind)."""
+        converter = getattr(cursor, "_connector_state_converter", None)
+        if not isinstance(cursor, ConcurrentCursor) or not isinstance(
+                converter, CustomFormatConcurrentStreamStateConverter):
+            return None
+        ours = cls.__new__(cls)
+        ours.__dict__.update(converter.__dict__)  # same format, granularity and parser
+        cursor._connector_state_converter = ours
+        return ours
+
+
+# 5. --------------------------------------------------------------------------------------------------------------
+def window_end(cursor: ConcurrentCursor) -> int:
+    """Epoch seconds where this sync's `created` windows end (the manifest's `end_datetime`)."""
+    end: Callable[[], datetime] = cursor._end_provider
+    return int(end().timestamp())
+
+
+# 6. --------------------------------------------------------------------------------------------------------------
+def build_requester(factory: Any, definition: Mapping[str, Any], parameters: Mapping[str, Any],
+                    config: Mapping[str, Any], name: str, extra_filters: Optional[List[Mapping[str, Any]]] = None) -> Any:
+    """A requester from an unresolved-parameters copy of `definitions.requester`, serving `parameters`.
+
+    `extra_filters` go first in its error handler's response filters (e.g. a 404 that means "gone", not failure).
+    """
+    definition = copy.deepcopy(dict(definition))
+    if extra_filters:
+        definition["error_handler"]["response_filters"][:0] = copy.deepcopy(extra_filters)
+    definition["$parameters"] = dict(parameters)
+    definition = ManifestComponentTransformer().propagate_types_and_parameters("", definition, {})
+    return factory.create_component(HttpRequesterModel, definition, config, name=name)
