@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the six stream schemas from Stripe's pinned OpenAPI description (API 2024-06-20).
+"""Generate every stream's schema from Stripe's pinned OpenAPI description (API 2024-06-20).
 
 The schemas under `source_stripe_ontologie/schemas/` are never edited by hand: change this script and run
 
@@ -10,8 +10,8 @@ Rules, chosen so that records pass through untouched and destinations get stable
 - every property of the Stripe object is kept, with its nullability (`nullable: true` adds "null");
 - every object allows additional properties, so fields Stripe adds later never break a sync;
 - expandable ids (`anyOf: [string, $ref]` with `x-expansionResources`) are strings, as Stripe sends them, except
-  the fields this connector asks Stripe to expand (STREAMS below), typed as the expanded object; a single type
-  per field lets destinations make typed columns;
+  the fields the stream asks Stripe to expand (its `expand[]` in the manifest), typed as the expanded object; a
+  single type per field lets destinations make typed columns;
 - `metadata`-like maps are free-form objects; enums and length limits are dropped (Stripe adds values);
 - `unix-time` stays an integer (epoch seconds), amounts stay integers (minor units);
 - nested components are inlined up to MAX_REF_DEPTH levels and on no cycle; deeper ones become free-form objects.
@@ -29,15 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = REPO.parent / "shared" / "stripe-openapi" / "spec3.json"
 SCHEMA_DIR = REPO / "source_stripe_ontologie" / "schemas"
 
-# stream name -> (Stripe component, fields the connector asks Stripe to expand)
-STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "customers": ("customer", ()),
-    "charges": ("charge", ()),
-    "subscriptions": ("subscription", ()),
-    "invoices": ("invoice", ()),
-    "products": ("product", ("default_price",)),
-    "payouts": ("payout", ()),
-}
+
+
+def manifest_streams() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Stream name -> (Stripe component, fields it asks Stripe to expand), as the manifest declares them."""
+    sys.path.insert(0, str(REPO))
+    from source_stripe_ontologie import SourceStripeOntologie
+
+    facts = SourceStripeOntologie().facts
+    return {name: (stream.object_name, tuple(stream.expansions)) for name, stream in facts.streams.items()}
 
 # Fields the connector itself adds to every record (issue: updates and deletions through events).
 CONNECTOR_FIELDS: dict[str, Any] = {
@@ -156,7 +156,7 @@ def render_all(spec_path: Path) -> dict[str, str]:
     converter = SchemaConverter(json.loads(spec_path.read_text()))
     return {
         f"{stream}.json": json.dumps(converter.stream_schema(component, expanded), indent=2, sort_keys=True) + "\n"
-        for stream, (component, expanded) in STREAMS.items()
+        for stream, (component, expanded) in manifest_streams().items()
     }
 
 

@@ -29,8 +29,11 @@ CURSOR_KEYS = (CURSOR_FIELD, EVENTS_CURSOR_FIELD)
 # What the CDK writes for a stream read in full_refresh mode: no cursor, so the next incremental read starts
 # from start_date (that stream has never been read incrementally).
 NO_CURSOR_MARKER = "__ab_no_cursor_state_message"
-STATE_EXAMPLE = '[{"type": "STREAM", "stream": {"stream_descriptor": {"name": "charges"}, ' \
-                '"stream_state": {"created": "1718000000", "events_created": "1718000000"}}}]'
+
+
+def state_example(stream: str) -> str:
+    return ('[{"type": "STREAM", "stream": {"stream_descriptor": {"name": "%s"}, '
+            '"stream_state": {"created": "1718000000", "events_created": "1718000000"}}}]' % stream)
 
 
 class FullRefreshStateDropper:
@@ -77,7 +80,7 @@ class IncomingStateValidator:
     def _validate_message(self, message: AirbyteStateMessage) -> None:
         if message.type != AirbyteStateType.STREAM or message.stream is None:
             _reject(f"The saved state holds a {_type_name(message)} state message; this connector reads and writes "
-                    f"only per-stream (STREAM) state, e.g. {STATE_EXAMPLE}.")
+                    f"only per-stream (STREAM) state, e.g. {state_example(self._stream_names[0])}.")
         name = _stream_name(message)
         if name not in self._stream_names:
             _reject(f"The saved state names stream '{name}', which this connector does not have (streams: "

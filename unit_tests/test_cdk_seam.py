@@ -1,0 +1,109 @@
+"""Canaries for every airbyte-cdk internal the connector touches (source_stripe_ontologie/cdk_seam.py lists them).
+
+Each test fails loudly when the CDK renames or changes what the seam relies on, instead of the connector silently
+reading with an empty config, unpaced, or with the CDK's own state. The pacing canary (every request of a sync
+counted by the rate budget) is end-to-end, in integration_tests/test_pacing_canary.py.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import ModelToComponentFactory
+from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
+from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (
+    CustomFormatConcurrentStreamStateConverter,
+)
+
+from source_stripe_ontologie import SourceStripeOntologie, cdk_seam
+from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
+from source_stripe_ontologie.history_probe import HISTORY_START_KEY
+from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
+from unit_tests.factories import FACTS, STREAMS, config
+
+
+def built(source: SourceStripeOntologie, name: str):
+    """The stream as the CDK built it, before the connector wraps it."""
+    return next(s for s in super(SourceStripeOntologie, source).streams(source.config) if s.name == name)
+
+
+def test_the_source_config_is_the_one_the_cdk_builds_streams_with():
+    source = SourceStripeOntologie(config=config())
+    assert cdk_seam.source_config(source)["client_secret"] == config()["client_secret"]
+
+    start = 1_600_000_000
+    cdk_seam.replace_source_config(source, {**source.config, HISTORY_START_KEY: {"charges": start}})
+
+    first_window = next(iter(built(source, "charges").generate_partitions())).to_slice()
+    assert int(first_window["start_time"]) == start  # the manifest's start_datetime read the replaced config
+
+
+def test_the_component_factory_is_the_cdks_and_builds_components():
+    factory = cdk_seam.component_factory(SourceStripeOntologie(config=config()))
+    assert isinstance(factory, ModelToComponentFactory)
+    assert callable(factory.create_component)
+
+
+def test_a_budget_given_to_the_factory_reaches_every_requester_it_builds():
+    source = SourceStripeOntologie(config=config())
+    budget = StripeRateBudget(RateLimits(per_account=1000))
+    cdk_seam.give_api_budget(cdk_seam.component_factory(source), budget)
+
+    requester = cdk_seam.build_requester(cdk_seam.component_factory(source), source.resolved_manifest["definitions"][
+        "requester"], {"name": "x", "resource": "events"}, source.config, name="x")
+
+    assert requester._http_client._api_budget is budget  # noqa: SLF001 (the CDK keeps it on the http client)
+
+
+def test_giving_a_budget_fails_loudly_when_the_factory_no_longer_holds_one():
+    class RenamedFactory:
+        pass
+
+    with pytest.raises(AttributeError, match="unpaced"):
+        cdk_seam.give_api_budget(RenamedFactory(), StripeRateBudget(RateLimits(per_account=1)))
+
+
+def test_the_state_converter_of_a_datetime_cursor_can_be_swapped_and_its_private_hook_still_exists():
+    # the hook the CDK's merge of finished slices calls; the state tests prove it is still called
+    assert callable(getattr(CustomFormatConcurrentStreamStateConverter, "_get_latest_complete_time", None))
+    cursor = built(SourceStripeOntologie(config=config()), "payouts").cursor
+    assert isinstance(cursor, ConcurrentCursor)
+
+    ours = FinishedWindowsStateConverter.install(cursor)
+
+    assert ours is not None and cursor._connector_state_converter is ours  # noqa: SLF001
+    at = lambda seconds: datetime.fromtimestamp(seconds, timezone.utc)  # noqa: E731
+    windows = [{"start": at(10), "end": at(20), "most_recent_cursor_value": at(12)}, {"start": at(21), "end": at(30)}]
+    assert ours._get_latest_complete_time(windows) == at(30)  # noqa: SLF001 (the end of the windows, not 12)
+
+
+def test_the_window_end_is_now_minus_the_read_lag():
+    cursor = built(SourceStripeOntologie(config=config(read_lag_seconds=60)), "charges").cursor
+
+    assert abs(cdk_seam.window_end(cursor) - (int(time.time()) - 60)) <= 2
+
+
+def test_a_requester_built_from_the_definitions_serves_the_given_stream_and_resource(requests_mock):
+    source = SourceStripeOntologie(config=config())
+    events = FACTS.events
+    requests_mock.get("https://api.stripe.test/v1/events", status_code=403, json={"error": {
+        "type": "invalid_request_error", "message": "Forbidden"}})
+    requester = cdk_seam.build_requester(
+        cdk_seam.component_factory(source), source.resolved_manifest["definitions"]["requester"],
+        {"name": "charges", "resource": events.resource, "permission": events.permission.name,
+         "permission_label": events.permission.label}, source.config, name="charges_events")
+
+    with pytest.raises(Exception) as failure:
+        requester.send_request(request_params={"limit": "1"})
+
+    assert requests_mock.request_history[0].path == "/v1/events"
+    assert "charges: 403 Permission denied" in str(failure.value)
+    assert "Events: Read (rak_event_read)" in str(failure.value)
+
+
+def test_every_built_stream_is_wrapped_with_the_connectors_partitions_and_cursor():
+    streams = SourceStripeOntologie(config=config()).streams(config())
+
+    assert [s.name for s in streams] == STREAMS
+    assert all(type(s).__name__ == "StripeStream" for s in streams)
