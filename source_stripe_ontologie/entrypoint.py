@@ -15,7 +15,7 @@ from typing import Any, Iterable, List, Mapping
 
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
-from airbyte_cdk.logger import PRINT_BUFFER
+from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
 from airbyte_cdk.models import AirbyteMessage, ConnectorSpecification, Type
 from airbyte_cdk.sources import Source
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
@@ -62,7 +62,10 @@ class StripeEntrypoint(AirbyteEntrypoint):
         """What `AirbyteEntrypoint.run` does for `read` (log level, request-cache directory, config, catalog and
         state files, queued messages before and after), through the CDK's public `read`, serialised by us."""
         to_string = RecordPassthroughSerializer.to_string
-        self.logger.setLevel(logging.DEBUG if getattr(parsed_args, "debug", False) else logging.INFO)
+        debug = getattr(parsed_args, "debug", False) or is_platform_debug_log_enabled()
+        self.logger.setLevel(logging.DEBUG if debug else logging.INFO)
+        if debug:
+            logging.getLogger("airbyte").setLevel(logging.DEBUG)
         source_spec = self.source.spec(self.logger)
         with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as temp_dir:
             os.environ[ENV_REQUEST_CACHE_PATH] = temp_dir
