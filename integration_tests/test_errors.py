@@ -26,13 +26,10 @@ LIMITED_KEY = "rk_test_51SimErrorsLimitedKeyQ7w2ZbX9mNc4Vt8Lp3Hs6Jd1Kf5Gy0Ru2Ei7
 
 def run_cli(command: str, config: Dict[str, Any], streams: Optional[List[str]] = None,
             debug: bool = False) -> CliRun:
-    """The connector's CLI with cwd = repository root; fails the test if the full key shows up in any output."""
+    """The connector's CLI with cwd = repository root (a stray manifest there must not matter); the runner fails the
+    test if the full key shows up in any output."""
     catalog = configured_catalog(streams or STREAMS) if command == "read" else None
-    run = run_connector(command, config, catalog, cwd=REPO, extra_env={"LOG_LEVEL": "debug"} if debug else None)
-    key = str(config.get("client_secret") or "").strip()
-    if len(key) > 12:  # every run of every scenario: the key appears only redacted
-        assert key not in run.stdout and key not in run.stderr, "the full API key leaked into the output"
-    return run
+    return run_connector(command, config, catalog, cwd=REPO, extra_env={"LOG_LEVEL": "debug"} if debug else None)
 
 
 def stream_errors(run: CliRun, stream: str) -> List[Dict[str, Any]]:

@@ -36,14 +36,6 @@ def test_check_passes_with_a_key_that_reads_everything(simulator):
     assert run.connection_status()["status"] == "SUCCEEDED"
 
 
-def test_check_fails_with_a_revoked_key(simulator):
-    run = run_connector("check", simulator_config(simulator.url, keys.REVOKED_KEY))
-
-    status = run.connection_status()
-    assert status["status"] == "FAILED"
-    assert "401 Invalid API Key" in status["message"]
-
-
 def test_discover_announces_the_six_streams(simulator):
     run = run_connector("discover", simulator_config(simulator.url, keys.TEST_KEY))
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 from airbyte_cdk.models import AirbyteStreamStatus, FailureType, Level
 
-from unit_tests.error_factories import forbidden_body, invalid_key_body, stripe_error, vanished_cursor_body
+from unit_tests.error_factories import forbidden_body, stripe_error, vanished_cursor_body
 from unit_tests.factories import API, STREAMS, TEST_KEY, config, objects, paged_responder, query_of
 
 FAST = {"retry_backoff_factor": 0.001}
@@ -62,20 +62,6 @@ def test_403_fails_only_that_stream_naming_the_permission_and_the_others_deliver
         "(rak_payout_read), or do not select payouts.")
     assert summary.message.startswith("1 of 3 streams did not sync: payouts (403 Permission denied")
     assert "charges (3 records), customers (2 records)" in summary.message
-
-
-def test_401_fails_with_the_seed_wording_and_the_key_redacted(requests_mock, read_stripe):
-    requests_mock.get(f"{API}/v1/customers", status_code=401, json=invalid_key_body(TEST_KEY))
-
-    output = read_stripe(config(**ONE_WINDOW), "customers", expecting_exception=True)
-
-    stream_error = _errors(output)[0]
-    assert stream_error.failure_type == FailureType.config_error
-    assert stream_error.message.startswith(
-        "customers: 401 Invalid API Key: verify the restricted key (rk_test_...wxyz) is correct and has not been "
-        "revoked or rolled.")
-    assert len(requests_mock.request_history) == 1
-    assert TEST_KEY not in _everything(output)
 
 
 def test_a_stream_that_finishes_empty_gets_one_warning_with_the_test_mode_hint(requests_mock, read_stripe):
