@@ -32,8 +32,11 @@ bench: install
 image:
 	bash scripts/image.sh all
 
+# Every generated file, from Stripe's full OpenAPI file ($$STRIPE_OPENAPI_SPEC or ../shared/stripe-openapi/spec3.json):
+# the stream schemas and the simulator's extract (integration_tests/stripe_simulator/openapi/).
 schemas: $(BIN)/python
 	$(BIN)/python scripts/generate_schemas.py
+	$(BIN)/python scripts/extract_openapi.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo_output bench_output

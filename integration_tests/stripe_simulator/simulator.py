@@ -18,7 +18,7 @@ from . import keys as keys_module
 from .behaviour import Faults, Latency, RateLimiter, RateLimits, Stats
 from .data import OBJECT_NAME, RESOURCES, Dataset
 from .listing import ApiError, build_predicate, expansions, half_open, page_args, parse_query, range_bounds
-from .spec import API_VERSION, load_spec, query_parameters
+from .spec import API_VERSION, query_parameters
 from .store import Collection, Record, dumps, list_body
 
 EVENT_RETENTION_SECONDS = 30 * 86400
@@ -76,7 +76,7 @@ class StripeSimulator:
         self._limiter = RateLimiter(rate_limits) if rate_limits else None
         self._latency_rng = random.Random(f"latency/{seed}")
         self._request_ids = random.Random(f"requests/{seed}")
-        self._params = query_parameters(load_spec())
+        self._params = query_parameters()
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self.startup_seconds: Dict[str, float] = {}
