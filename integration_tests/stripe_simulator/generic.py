@@ -147,6 +147,9 @@ class SchemaObjectFactory:
         obj = self._object(self.schemas[self.resource.component], depth=0, name=self.resource.name)
         obj["id"] = self.new_id()
         obj["object"] = self.resource.object_name
+        for field, value in obj.items():  # a nested list's URL names its parent, as Stripe's do
+            if isinstance(value, dict) and value.get("object") == "list" and value["url"] == self._nested_url(field):
+                value["url"] = f"{self.resource.url}/{obj['id']}/{field}"
         if self.resource.has_created:
             obj["created"] = int(self.rng.randint(T_START, T_END) if created is None else created)
         if self.resource.has_livemode:
@@ -205,10 +208,13 @@ class SchemaObjectFactory:
             value = f"{name}_{self.rng.choice(WORDS)}_{self.rng.randint(1, 999)}"
         return value[: schema.get("maxLength", len(value))]
 
+    def _nested_url(self, name: str) -> str:
+        return f"{self.resource.url}/{name}"
+
     def _object(self, schema: dict, depth: int, name: str) -> dict:
         properties = schema.get("properties", {})
         if {"object", "data", "has_more", "url"} <= set(properties):  # a nested list: empty
-            url = properties["url"].get("pattern", f"/v1/{self.resource.name}/{name}")
+            url = properties["url"].get("pattern", self._nested_url(name))
             return {"object": "list", "data": [], "has_more": False, "url": url.lstrip("^").replace("[^/]+", "x")}
         if not properties:
             extra = schema.get("additionalProperties")
