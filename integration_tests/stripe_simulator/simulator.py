@@ -724,6 +724,8 @@ def _endpoint_name(path: str) -> str:
         return "/v1/invoices/{invoice}/lines"
     if len(parts) == 3 and parts[0] == "v1" and parts[1] in RESOURCES:
         return f"/v1/{parts[1]}/{{id}}"
+    if len(parts) == 2 and (parts[1] in RESOURCES or parts[1] == "events"):
+        return path
     routed = GenericCatalog.load().route(path)
     if routed is not None and routed[1] is not None:
         return f"{routed[0].url}/{{id}}"
