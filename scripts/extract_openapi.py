@@ -117,8 +117,11 @@ def event_types(spec: dict) -> list[str]:
     return list(body["application/x-www-form-urlencoded"]["schema"]["properties"]["enabled_events"]["items"]["enum"])
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, indent=None, separators=(",", ":")) + "\n"
+def _one_entry_per_line(mapping: dict[str, Any]) -> str:
+    """Compact JSON with one top-level entry per line: small, yet a regenerated file diffs per component."""
+    lines = [json.dumps(name) + ":" + json.dumps(mapping[name], sort_keys=True, separators=(",", ":"))
+             for name in sorted(mapping)]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def render_all(spec_path: Path) -> dict[str, str]:
@@ -126,7 +129,7 @@ def render_all(spec_path: Path) -> dict[str, str]:
     spec = json.loads(Path(spec_path).read_text())
     return {
         "endpoints.json": json.dumps(endpoints(spec), sort_keys=True, indent=1) + "\n",
-        "components.json": _dump({name: compact(schema) for name, schema in spec["components"]["schemas"].items()}),
+        "components.json": _one_entry_per_line({name: compact(s) for name, s in spec["components"]["schemas"].items()}),
         "event_types.json": json.dumps(event_types(spec), indent=1) + "\n",
     }
 
