@@ -162,7 +162,7 @@ def render_all(spec_path: Path) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", type=Path, default=Path(os.environ.get("STRIPE_OPENAPI_SPEC", DEFAULT_SPEC)))
+    parser.add_argument("--spec", type=Path, default=Path(os.environ.get("STRIPE_OPENAPI_SPEC") or DEFAULT_SPEC))
     parser.add_argument("--out", type=Path, default=SCHEMA_DIR)
     parser.add_argument("--check", action="store_true", help="report drift instead of writing")
     args = parser.parse_args(argv)

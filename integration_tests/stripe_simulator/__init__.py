@@ -1,9 +1,22 @@
 """Local Stripe API simulator (loopback only) for the connector's integration tests, demo and benchmarks.
 
-It serves what the connector reads from Stripe, as stripe-api-facts.md and spec3.json (API 2024-06-20)
-describe it: ``GET /v1/customers|charges|subscriptions|invoices|products|payouts``, each one by id
+It serves what the connector reads from Stripe, as stripe-api-facts.md and Stripe's OpenAPI description (API
+2024-06-20) describe it: ``GET /v1/customers|charges|subscriptions|invoices|products|payouts``, each one by id
 (``GET /v1/<resource>/<id>``, ``expand[]=<field>``; a deleted customer answers ``deleted: true``, any other missing
 id 404 ``resource_missing``), ``/v1/invoices/{id}/lines`` and ``/v1/events``, over keep-alive HTTP/1.1 on 127.0.0.1.
+
+Every other list endpoint of the description without a parent id (81 of them: ``/v1/tax_rates``, ``/v1/coupons``,
+``/v1/refunds``, ``/v1/treasury/financial_accounts``...; ``sim.catalog.resources``, named by their URL after /v1/)
+is served too, with objects generated from its component schema (``generic.py``): valid, seeded per seed and mode,
+generated on first use, 12 per mode for ``small`` (tiny 4, medium 50, large 100; ``counts={"tax_rates": 40}``),
+ids with Stripe's prefix, ``created`` spread over the dataset's years, newest first. The same query rules, GET by
+id, control API (events ``<object>.created|updated|deleted``, e.g. ``tax_rate.updated``; a type Stripe's event
+enum does not list is still recorded and added to ``sim.unknown_event_types``) and key permissions apply (403
+names ``rak_<object>_read``, dots as underscores: ``rak_treasury_financial_account_read``). Nested lists
+(``/v1/customers/{customer}/tax_ids``...) are not served.
+
+What it knows of Stripe's description comes from the committed extract ``openapi/`` (``spec.py``), written by
+``scripts/extract_openapi.py`` (``make schemas``); a clone needs nothing else.
 
 Python API (others build on exactly this)::
 
@@ -22,7 +35,9 @@ Python API (others build on exactly this)::
     sim.create("invoices", mode="test", line_count=25)     # invoices: choose the number of lines
     sim.update("payouts", obj_id, mode="live", status="paid")   # -> object dict; event_type= to force one
     sim.delete("customers", obj_id, mode="test")           # customers, products, subscriptions, invoices
-    sim.add_key(key, mode="test"|"live", resources=None | {"charges", ...}, revoked=False)
+    sim.create("tax_rates", percentage=20.0); sim.update("tax_rates", obj_id, active=False)  # any generic one
+    sim.delete("treasury/financial_accounts", obj_id)      # generic ones can all be deleted
+    sim.add_key(key, mode="test"|"live", resources=None | {"charges", "tax_rates", ...}, revoked=False)
     sim.set_rate_limits(RateLimits(...) | None); sim.latency = Latency(250, 50)
     sim.faults.error_rate(0.1) / .drop_rate(0.05) / .drop_next(1) / .burst_429(5) / .fail_next(2, status=502)
     sim.faults.fail_resource("charges", status=500, created_gte=..., created_lt=..., mode=None)
