@@ -86,7 +86,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
 
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
         streams = super().streams(config)
-        change_capture = ChangeCapture(self._constructor, self.resolved_manifest, self._config, self._usable_state)
+        change_capture = ChangeCapture(self._constructor, self.resolved_manifest, self._config, self._usable_state,
+                                       stale=self._stale_events.stale)
         windows_per_stream = self._windows_per_stream()
         for stream in streams:
             FinishedWindowsStateConverter.install(stream.cursor)
