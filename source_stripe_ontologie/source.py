@@ -37,6 +37,7 @@ from source_stripe_ontologie.incremental import (
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
 from source_stripe_ontologie.sync_report import SyncReport
+from source_stripe_ontologie.vanished_cursor import RereadsOfVanishedCursors
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 HISTORY_FLOOR = 1293840000  # 2011-01-01: older than any Stripe object (also the manifest's default start)
@@ -80,7 +81,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         """
         super()._prepare_for_stream_build()
         if self._rate_budget is None and not ConfigValidator().problems(self._config):
-            limits = RateLimits.for_mode(self._mode().livemode, self._config.get("max_requests_per_second"))
+            limits = RateLimits.for_mode(self._mode().livemode, self._config.get("max_requests_per_second"),
+                                         self._config.get("max_requests_per_endpoint_per_second"))
             self._rate_budget = StripeRateBudget(limits)
         self._constructor._api_budget = self._rate_budget
 
@@ -90,6 +92,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
                                        stale=self._stale_events.stale)
         windows_per_stream = self._windows_per_stream()
         for stream in streams:
+            RereadsOfVanishedCursors.install(stream)  # on the CDK's generator, before it is wrapped
             FinishedWindowsStateConverter.install(stream.cursor)
             change_capture.install(stream)
             StreamFairShare.install(stream, windows_per_stream)
@@ -131,7 +134,9 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         mode = self._mode()
         logger.info(mode.announcement)
         self._start_streams_where_their_history_begins(catalog)
-        report = SyncReport(mode, self._config["client_secret"], self._config.get("account_id"))
+        resumed = {message.stream.stream_descriptor.name for message in self._usable_state or [] if message.stream}
+        report = SyncReport(mode, self._config["client_secret"], self._config.get("account_id"),
+                            streams_with_state=resumed)
         try:
             for message in super().read(logger, config, catalog, state):
                 yield from report.observe(message)
