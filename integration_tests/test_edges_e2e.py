@@ -8,8 +8,7 @@ import time
 import pytest
 
 from integration_tests.connector_cli import configured_catalog, run_connector, simulator_config
-from integration_tests.stripe_simulator import StripeSimulator, keys
-from integration_tests.stripe_simulator.behaviour import FastClock
+from integration_tests.stripe_simulator import FastClock, StripeSimulator, keys
 
 START_DATE = "2021-12-01T00:00:00Z"  # the simulator's seeded objects start 2022-01-01
 LAG = 2
