@@ -41,17 +41,21 @@ def manifest_streams() -> dict[str, tuple[str, tuple[str, ...]]]:
 
 # Fields the connector itself adds to every record (issue: updates and deletions through events).
 CONNECTOR_FIELDS: dict[str, Any] = {
-    "updated": {
+    # Names no Stripe component of spec3.json has as a property (a test checks it), so that the connector's fields
+    # never overwrite Stripe's: products, for one, have Stripe's own `updated`.
+    "changed_at": {
         "type": ["null", "integer"],
-        "description": "Added by the connector: epoch seconds of the newest Stripe event that changed this object, on "
-        "records emitted because of that event (incremental syncs after the first read /v1/events); absent on "
-        "records read by their `created` window.",
+        "description": "Added by the connector (not a Stripe field): epoch seconds of the Stripe event that made "
+        "this record be emitted (a deletion when the object was deleted, else the object's newest event), on records "
+        "emitted because of events (incremental syncs after the first read /v1/events); absent on records read by "
+        "their `created` window. Stripe's own fields, such as a product's `updated`, are left as Stripe sent them.",
     },
     "is_deleted": {
         "type": ["null", "boolean"],
-        "description": "Added by the connector: true on the record of an object Stripe deleted (customer.deleted, "
-        "product.deleted, invoice.deleted events); such a record carries only `id`, `object`, `created`, "
-        "`is_deleted` and `updated`. A canceled subscription is not deleted: it arrives with status canceled.",
+        "description": "Added by the connector (not a Stripe field): true on the record of an object Stripe deleted "
+        "(customer.deleted, product.deleted, invoice.deleted events, or an object found gone when re-fetched after an "
+        "event); such a record carries only `id`, `object`, `created` (null when no event carried it), `is_deleted` "
+        "and `changed_at`. A canceled subscription is not deleted: it arrives with status canceled.",
     },
 }
 

@@ -13,16 +13,24 @@ emits every changed object once, in its current state. The rules, and why they a
   windows, in their current state, so their events are skipped; objects created before S are re-fetched. Each
   object is emitted at most once per sync, whatever order the partitions run in: an object created and changed
   between two syncs arrives once, from its window, in its latest state.
-- Newest event wins: one change per object, its newest event (Stripe lists events newest first).
+- A deletion always wins: one change per object, its deletion when any listed event deletes it (a deletion is
+  final, Stripe never reuses an id; `customer.discount.deleted` follows `customer.deleted`, `price.updated` can
+  follow `product.deleted`, and same-second events come in no defined order), else its newest event.
 - Re-fetch: GET /v1/<resource>/<id> with the stream's expansions, the pinned Stripe-Version and, for invoices,
-  every line: event payloads are rendered in the API version of their own time and embed at most 10 lines. An
-  object gone since its event (404, or a customer answering `deleted: true`) is skipped: its deletion is newer
-  than H and the next sync emits it.
+  every line: event payloads are rendered in the API version of their own time and embed at most 10 lines.
+  Re-fetched objects pass the stream's live/test-mode guard like window records. An object gone since its event
+  (404, or a customer answering `deleted: true`) emits its tombstone (its deletion, newer than H, is emitted
+  again by the next sync).
 - Deletions (`customer.deleted`, `product.deleted`, `invoice.deleted`) emit
-  `{id, object, created, is_deleted: true, updated}` whatever S (a deleted object is in no list).
+  `{id, object, created, is_deleted: true, changed_at}` whatever S (a deleted object is in no list); a tombstone
+  of an object found gone on re-fetch has `created` only when its event carried it.
   `customer.subscription.deleted` is a cancellation: the subscription is re-fetched like any other change.
-- Objects created before start_date are never emitted. Records of changes carry `updated` (epoch seconds of
-  the newest event); records read by their `created` window do not.
+- Objects created before start_date are never emitted. Records of changes carry `changed_at` (epoch seconds of
+  the winning event), a field no Stripe object has: Stripe's own fields (a product's `updated`) are left as
+  Stripe sent them. Records read by their `created` window carry no `changed_at`.
+- Retention: events are listed before the stream's windows, and the 30-day edge is checked then, on Stripe's
+  clock (its `Date` header) as well as ours, besides the check when the source is built. A cursor past the edge
+  (1 h margin) takes the fallback: WARN, the stream re-read in full, and the deletions Stripe still lists emitted.
 
 Why Python: the manifest describes one paginated list per stream behind one `created` cursor. It cannot read a
 second endpoint into a stream, keep the newest event per object, re-fetch objects by id, emit tombstones or write
@@ -42,14 +50,17 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Sequence
 
 import orjson
-from airbyte_cdk.models import AirbyteStateMessage
+from airbyte_cdk.models import AirbyteStateMessage, FailureType
 from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor, Cursor
 from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partition
 from airbyte_cdk.sources.streams.concurrent.partitions.partition_generator import PartitionGenerator
+from airbyte_cdk.sources.streams.http.pagination_reset_exception import PaginationResetRequiredException
 from airbyte_cdk.sources.types import Record, StreamSlice
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_stripe_ontologie import cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
@@ -60,6 +71,7 @@ from source_stripe_ontologie.incremental import (
     _epoch_seconds,
     _stream_name,
 )
+from source_stripe_ontologie.livemode_guard import RequireKeyMode
 from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
 
 logger = logging.getLogger("airbyte")
@@ -67,9 +79,14 @@ logger = logging.getLogger("airbyte")
 MAX_TYPES_PER_REQUEST = 20  # Stripe's limit on `types[]`
 EVENT_RETENTION_SECONDS = 30 * 86_400  # Stripe lists the events of the last 30 days
 RETENTION_MARGIN_SECONDS = 3_600  # a cursor this close to the retention edge is treated as past it
+MAX_RELISTS = 5  # times an events list is read again after its starting_after event vanished
 OBJECTS_PER_PARTITION = 50  # changed objects re-fetched by one partition (partitions run in parallel)
 WINDOW_START = "start_time"  # the slice field where DatetimeBasedCursor puts a window's first second
 NEVER = sys.maxsize
+# The connector's change time, on records emitted because of an event. A name of its own: no Stripe object has a
+# property `changed_at` (checked against every component of spec3.json), so it never overwrites Stripe's fields
+# (products have their own `updated`).
+CHANGED_AT = "changed_at"
 
 
 @dataclass(frozen=True)
@@ -101,13 +118,19 @@ class ChangeFeed:
         return list(self.id_field_by_type)
 
     def newest_changes(self, events: Iterable[Mapping[str, Any]]) -> Dict[str, Change]:
-        """One change per object: its newest event. `events` come newest first, so on a tie the first one wins."""
+        """One change per object: its deletion if any event deletes it, else its newest event.
+
+        A deletion is final (Stripe never reuses an id), so it wins over any other event of the object, newer or
+        in the same second: Stripe sends `customer.discount.deleted` after `customer.deleted`, a `price.updated`
+        can follow `product.deleted`, and within one second its order is not defined. `events` come newest
+        first, so among events of one kind in one second the first listed wins.
+        """
         changes: Dict[str, Change] = {}
         for event in events:
             change = self._change(event)
             if change is not None:
                 known = changes.get(change.object_id)
-                if known is None or change.updated > known.updated:
+                if known is None or _supersedes(change, known):
                     changes[change.object_id] = change
         return changes
 
@@ -124,28 +147,70 @@ class ChangeFeed:
                       own=own, created=payload.get("created") if own else None)
 
 
+def _supersedes(change: Change, known: Change) -> bool:
+    if change.deletion != known.deletion:
+        return change.deletion
+    return change.updated > known.updated
+
+
+
 class EventLister:
     """Pages `GET /v1/events?types[]=...&created[gt]=...&created[lte]=...` (at most 20 types a request), newest
-    first, through a requester built from the manifest (same auth, headers, retries and error messages)."""
+    first, through a requester built from the manifest (same auth, headers, retries and error messages).
 
-    def __init__(self, requester: Any, page_size: int = 100) -> None:
+    An event a page started after can vanish while the list is read (it left the 30-day retention): Stripe then
+    answers 400 `resource_missing` on `starting_after`, and the list is read again from its newest event (the
+    events are gathered per object, so an event listed twice changes nothing), at most MAX_RELISTS times.
+    `stripe_now` is the latest time Stripe's `Date` header told: retention is counted on Stripe's clock.
+    """
+
+    def __init__(self, requester: Any, page_size: int = 100, stream_name: str = "") -> None:
         self._requester = requester
         self._page_size = page_size
+        self._stream_name = stream_name
+        self.stripe_now: Optional[float] = None
 
     def events(self, types: Sequence[str], after: int, until: int) -> Iterator[Mapping[str, Any]]:
         for first in range(0, len(types), MAX_TYPES_PER_REQUEST):
             chunk = list(types[first:first + MAX_TYPES_PER_REQUEST])
             starting_after = None
+            relists = 0
             while True:
                 params: Dict[str, Any] = {"types[]": chunk, "created[gt]": str(after), "created[lte]": str(until),
                                           "limit": str(self._page_size)}
                 if starting_after:
                     params["starting_after"] = starting_after
-                body = orjson.loads(self._requester.send_request(request_params=params).content)
+                try:
+                    response = self._requester.send_request(request_params=params)
+                except PaginationResetRequiredException:
+                    relists += 1
+                    if relists > MAX_RELISTS:
+                        raise _events_kept_vanishing(self._stream_name, relists - 1) from None
+                    starting_after = None
+                    continue
+                self._saw(response)
+                body = orjson.loads(response.content)
                 yield from body["data"]
                 if not body.get("has_more") or not body["data"]:
                     break
                 starting_after = body["data"][-1]["id"]
+
+    def _saw(self, response: Any) -> None:
+        date = getattr(response, "headers", {}).get("Date")
+        if not date:
+            return
+        try:
+            moment = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return
+        self.stripe_now = moment if self.stripe_now is None else max(self.stripe_now, moment)
+
+
+def _events_kept_vanishing(stream_name: str, relists: int) -> AirbyteTracedException:
+    message = (f"{stream_name}: the events list was read again {relists} times because the event a page started "
+               f"after kept vanishing (Stripe: resource_missing on starting_after, events leaving the 30-day "
+               f"retention while they are listed). The stream's events cursor did not move: run the sync again.")
+    return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)
 
 
 class ObjectFetcher:
@@ -169,14 +234,21 @@ class ObjectFetcher:
 
 class ChangeRecords:
     """What the events part of a sync emits for a change: a tombstone for a deletion, else the object re-fetched
-    by id with `updated`; only for objects created at or after start_date and, except deletions, before the
-    split S (objects created from S on are read by this sync's `created` windows)."""
+    by id with CHANGED_AT; only for objects created at or after start_date and, except deletions, before the
+    split S (objects created from S on are read by this sync's `created` windows).
 
-    def __init__(self, object_name: str, fetcher: ObjectFetcher, start: int, split: int) -> None:
+    A re-fetch that finds the object gone (404, or `deleted: true`) emits its tombstone too: it was deleted after
+    its event, and a deletion is final. Re-fetched objects pass the stream's live/test-mode `guard`, like the
+    records of its windows.
+    """
+
+    def __init__(self, object_name: str, fetcher: ObjectFetcher, start: int, split: int,
+                 guard: Optional[Callable[[dict], None]] = None) -> None:
         self._object_name = object_name
         self._fetcher = fetcher
         self._start = start
         self._split = split
+        self._guard = guard
 
     def worth_fetching(self, change: Change) -> bool:
         """Decided from the event when it carries the object's `created`; an object named by a related object (a
@@ -189,9 +261,13 @@ class ChangeRecords:
         if change.deletion:
             return self._tombstone(change)
         obj = self._fetcher.fetch(change.object_id)
-        if obj is None or not self._owns(obj.get("created")):
+        if obj is None:
+            return self._tombstone(change)
+        if not self._owns(obj.get("created")):
             return None
-        obj["updated"] = change.updated
+        if self._guard is not None:
+            self._guard(obj)
+        obj[CHANGED_AT] = change.updated
         return obj
 
     def _owns(self, created: Optional[int]) -> bool:
@@ -201,7 +277,7 @@ class ChangeRecords:
         """Enough to find and flag the object downstream; `created` keeps it sortable by the stream's cursor where
         destinations dedupe on it."""
         return {"id": change.object_id, "object": self._object_name, "created": change.created, "is_deleted": True,
-                "updated": change.updated}
+                CHANGED_AT: change.updated}
 
 
 class ChangedObjectsPartition(Partition):
@@ -235,12 +311,17 @@ class EventsCheckpoint:
 
     It moves only once the events of (previous, horizon] were listed and every partition re-fetching the objects
     they name has closed; a failure anywhere leaves it where it was, so the next sync reads those events again.
+
+    `stale` is the cursor of a stream that fell back to a full re-read because its cursor is past Stripe's
+    retention (see StaleEventsCursorFallback): the deletions Stripe still lists are read, and until they are
+    emitted the state keeps the stale cursor, so an interrupted sync falls back again instead of losing them.
     """
 
-    def __init__(self, previous: Optional[int], horizon: int) -> None:
+    def __init__(self, previous: Optional[int], horizon: int, stale: Optional[int] = None) -> None:
         self.previous = previous
         self.horizon = horizon
-        self.value = horizon if previous is None else previous
+        self.stale = stale
+        self.value = previous if previous is not None else stale if stale is not None else horizon
         self._open = 0
         self._listed = False
         self._lock = threading.Lock()
@@ -248,6 +329,14 @@ class EventsCheckpoint:
     @property
     def reads_events(self) -> bool:
         return self.previous is not None
+
+    @property
+    def reads_deletions_only(self) -> bool:
+        return self.previous is None and self.stale is not None
+
+    def fall_back(self) -> None:
+        """The cursor turned out past the retention edge when its events were listed: keep only deletions."""
+        self.stale, self.previous = self.previous, None
 
     def opened(self) -> None:
         with self._lock:
@@ -270,6 +359,11 @@ class EventsCheckpoint:
             return False
         self.value = max(self.previous or 0, self.horizon)
         return True
+
+    def skip_listing(self) -> None:
+        """Nothing to list (a fallen-back stream without deletion events): the full re-read covers it."""
+        with self._lock:
+            self.value = self.horizon
 
 
 class EventsCursorStateConverter(FinishedWindowsStateConverter):
@@ -313,7 +407,15 @@ class ChangeCaptureCursor(Cursor):
             self._windows.close_partition(partition)
 
     def emit_state(self) -> None:
-        self._windows.ensure_at_least_one_state_emitted()
+        """Emit the state under the windows cursor's lock: the generator thread emits it when the events cursor
+        moves, while worker results close windows (which change the same state) on the main thread."""
+        with cdk_seam.cursor_lock(self._windows):
+            self._windows.ensure_at_least_one_state_emitted()
+
+    def restart_windows(self) -> None:
+        """Read the stream's windows from its start, as without a saved state (the fallback of a stale events
+        cursor found when the events are listed, before any window was generated)."""
+        cdk_seam.restart_from_start(self._windows)
 
     def ensure_at_least_one_state_emitted(self) -> None:
         self._windows.ensure_at_least_one_state_emitted()
@@ -329,13 +431,20 @@ class ChangeCaptureCursor(Cursor):
 
 
 class ChangeCaptureGenerator(PartitionGenerator):
-    """Yields the stream's `created` windows, then (when the stream has an events cursor) lists the events since
-    it and yields partitions re-fetching the changed objects the windows do not read (see the module docstring).
+    """Lists the events since the stream's events cursor, then yields its `created` windows, then partitions
+    re-fetching the changed objects the windows do not read (see the module docstring).
+
+    The events are listed first so that Stripe's 30-day retention is checked when they are listed, on Stripe's
+    clock, and not only when the source was built: a big account's windows can take longer than the margin, and
+    events expiring in between would be skipped while the cursor moved. A cursor found past the edge takes the
+    fallback of StaleEventsCursorFallback (WARN, windows from the start, the retained deletions), which is only
+    possible before the windows are generated.
     """
 
     def __init__(self, windows: PartitionGenerator, stream_name: str, feed: ChangeFeed, lister: EventLister,
                  records: Callable[[int], ChangeRecords], checkpoint: EventsCheckpoint,
-                 on_advance: Callable[[], None]) -> None:
+                 on_advance: Callable[[], None], restart_windows: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._windows = windows
         self._stream_name = stream_name
         self._feed = feed
@@ -343,28 +452,86 @@ class ChangeCaptureGenerator(PartitionGenerator):
         self._records = records  # the emission rules, given this sync's split
         self._checkpoint = checkpoint
         self._on_advance = on_advance
+        self._restart_windows = restart_windows
+        self._clock = clock
 
     def generate(self) -> Iterable[Partition]:
+        checkpoint = self._checkpoint
+        try:
+            changes = self._listed_changes()
+        except Exception as failure:  # e.g. a key without Events: Read: the windows still deliver new objects
+            changes, listing_failed = None, failure
+        else:
+            listing_failed = None
         split = NEVER
         for partition in self._windows.generate():
             split = min(split, int(partition.to_slice()[WINDOW_START]))
             yield partition
-        if not self._checkpoint.reads_events:
+        if listing_failed is not None:
+            raise listing_failed  # the events cursor stays where it was
+        if changes is None:
             return
-        yield from self._changed_objects(self._records(split))
-        if self._checkpoint.listed():
+        yield from self._changed_objects(changes, self._records(split))
+        if checkpoint.listed():
             self._on_advance()
 
-    def _changed_objects(self, records: ChangeRecords) -> Iterable[Partition]:
+    def _listed_changes(self) -> Optional[List[Change]]:
+        """The changes to emit after the windows (None: this sync reads no events)."""
         checkpoint = self._checkpoint
-        events = self._lister.events(self._feed.event_types, after=checkpoint.previous, until=checkpoint.horizon)
-        changes = [change for change in self._feed.newest_changes(events).values() if records.worth_fetching(change)]
+        if checkpoint.reads_events:
+            events = self._lister.events(self._feed.event_types, after=checkpoint.previous, until=checkpoint.horizon)
+            changes = list(self._feed.newest_changes(events).values())
+            now = max(self._clock(), self._lister.stripe_now or 0)
+            if not RETENTION.passed(checkpoint.previous, now):
+                return changes
+            logger.warning(RETENTION.warning(self._stream_name, checkpoint.previous, now))
+            checkpoint.fall_back()
+            self._restart_windows()
+            # Everything Stripe still lists was just listed: its deletions are the retained ones.
+            return [change for change in changes if change.deletion]
+        if checkpoint.reads_deletions_only:
+            if not self._feed.deletions:
+                checkpoint.skip_listing()
+                return None
+            events = self._lister.events(sorted(self._feed.deletions), after=0, until=checkpoint.horizon)
+            return list(self._feed.newest_changes(events).values())
+        return None
+
+    def _changed_objects(self, listed: List[Change], records: ChangeRecords) -> Iterable[Partition]:
+        checkpoint = self._checkpoint
+        after = checkpoint.previous if checkpoint.previous is not None else checkpoint.stale
+        changes = [change for change in listed if records.worth_fetching(change)]
         for number, first in enumerate(range(0, len(changes), OBJECTS_PER_PARTITION)):
             stream_slice = StreamSlice(partition={"changes": number}, cursor_slice={
-                "changes_after": str(checkpoint.previous), "changes_until": str(checkpoint.horizon)})
+                "changes_after": str(after), "changes_until": str(checkpoint.horizon)})
             checkpoint.opened()
             yield ChangedObjectsPartition(self._stream_name, changes[first:first + OBJECTS_PER_PARTITION], records,
                                           stream_slice)
+
+
+class RetentionEdge:
+    """Stripe lists only the last 30 days of events. A cursor closer to that edge than the margin is treated as
+    past it (the events near the edge may expire while they are listed), and the warning says what is lost."""
+
+    def __init__(self, margin: int = RETENTION_MARGIN_SECONDS) -> None:
+        self._margin = margin
+
+    def passed(self, cursor: int, now: float) -> bool:
+        return cursor < int(now) - EVENT_RETENTION_SECONDS + self._margin
+
+    @staticmethod
+    def warning(stream: Optional[str], cursor: int, now: float) -> str:
+        now = int(now)
+        oldest_listed = now - EVENT_RETENTION_SECONDS
+        return (f"Stream '{stream}': its events cursor {_iso(cursor)} is {(now - cursor) / 86_400:.1f} days old, "
+                f"beyond Stripe's 30-day event retention: the changes and deletions from {_iso(cursor)} to "
+                f"{_iso(oldest_listed)} can no longer be listed. Re-reading the whole stream from start_date "
+                f"instead, so every object arrives in its current state, and emitting the deletions Stripe still "
+                f"lists (its last 30 days); deletions before {_iso(oldest_listed)} cannot be recovered. Sync at "
+                f"least every few weeks to avoid this.")
+
+
+RETENTION = RetentionEdge()
 
 
 class StaleEventsCursorFallback:
@@ -372,30 +539,27 @@ class StaleEventsCursorFallback:
 
     Stripe lists only the last 30 days of events: reading from an older cursor would silently miss the changes
     and deletions in between. Without its state the stream is re-read whole (from start_date), every object in
-    its current state, and its events cursor restarts at this sync's horizon. `warnings` name each stream and
-    its gap (logged by the source at WARN when it reads). The manifest cannot look at a saved state, so this runs
-    on the state before the source is built.
+    its current state, and the deletions Stripe still lists are emitted (`stale` keeps each such stream's
+    cursor for ChangeCapture). `warnings` name each stream and its gap (logged by the source at WARN when it
+    reads). The manifest cannot look at a saved state, so this runs on the state before the source is built;
+    ChangeCaptureGenerator checks again when it lists the events.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self.warnings: List[str] = []
+        self.stale: Dict[str, int] = {}
 
     def keep(self, state: Optional[List[AirbyteStateMessage]]) -> Optional[List[AirbyteStateMessage]]:
         if not state:
             return state
         now = int(self._clock())
-        oldest_listed = now - EVENT_RETENTION_SECONDS
         kept = []
         for message in state:
             cursor = previous_events_cursor(_as_dict(message.stream.stream_state) if message.stream else {})
-            if cursor is not None and cursor < oldest_listed + RETENTION_MARGIN_SECONDS:
-                self.warnings.append(
-                    f"Stream '{_stream_name(message)}': its events cursor {_iso(cursor)} is "
-                    f"{(now - cursor) / 86_400:.1f} days old, beyond Stripe's 30-day event retention: the changes and "
-                    f"deletions from {_iso(cursor)} to {_iso(oldest_listed)} can no longer be listed. Re-reading the "
-                    f"whole stream from start_date instead, so every object arrives in its current state; deletions "
-                    f"in that gap cannot be recovered. Sync at least every few weeks to avoid this.")
+            if cursor is not None and RETENTION.passed(cursor, now):
+                self.warnings.append(RETENTION.warning(_stream_name(message), cursor, now))
+                self.stale[_stream_name(message)] = cursor
                 continue
             kept.append(message)
         return kept
@@ -426,12 +590,14 @@ class ChangeCapture:
     """
 
     def __init__(self, factory: Any, manifest: Mapping[str, Any], facts: ManifestFacts, config: Mapping[str, Any],
-                 state: Optional[List[AirbyteStateMessage]], completer: Callable[[StreamFacts], Any]) -> None:
+                 state: Optional[List[AirbyteStateMessage]], completer: Callable[[StreamFacts], Any],
+                 stale: Optional[Mapping[str, int]] = None) -> None:
         self._factory = factory
         self._requester_definition = manifest["definitions"]["requester"]
         self._facts = facts
         self._config = config
         self._completer = completer
+        self._stale = dict(stale or {})  # streams re-read in full: their stale events cursors
         self._previous = {
             _stream_name(message): previous_events_cursor(_as_dict(message.stream.stream_state))
             for message in state or [] if message.stream
@@ -444,17 +610,19 @@ class ChangeCapture:
         facts = self._facts.stream(name)
         if facts is None or not facts.change_events or not isinstance(windows, ConcurrentCursor):
             return windows_generator, windows
-        checkpoint = EventsCheckpoint(self._previous.get(name), cdk_seam.window_end(windows))
+        checkpoint = EventsCheckpoint(self._previous.get(name), cdk_seam.window_end(windows), self._stale.get(name))
         converter = EventsCursorStateConverter.install(windows)
         converter.checkpoint = checkpoint
         cursor = ChangeCaptureCursor(windows, checkpoint)
         by_id = self._requester(facts, facts, missing_is_gone=True)
         sub_lists = self._completer(facts)
         fetcher = ObjectFetcher(by_id, facts.expansions, sub_lists.complete if sub_lists else None)
+        guard = RequireKeyMode(parameters={"name": name}, config=self._config).transform
         generator = ChangeCaptureGenerator(
-            windows_generator, name, ChangeFeed.of(facts), EventLister(self._requester(facts, self._facts.events)),
-            functools.partial(ChangeRecords, facts.object_name, fetcher, self._start_date()), checkpoint,
-            on_advance=cursor.emit_state)
+            windows_generator, name, ChangeFeed.of(facts),
+            EventLister(self._requester(facts, self._facts.events), stream_name=name),
+            functools.partial(ChangeRecords, facts.object_name, fetcher, self._start_date(), guard=guard),
+            checkpoint, on_advance=cursor.emit_state, restart_windows=cursor.restart_windows)
         return generator, cursor
 
     def _requester(self, stream: StreamFacts, target: StreamFacts, missing_is_gone: bool = False) -> Any:

@@ -23,6 +23,7 @@ def config(**overrides: Any) -> dict[str, Any]:
     """A config for requests-mock tests: no pacing (no Stripe limit to respect) and no history probe (tests count
     the window requests); tests of those features turn them back on."""
     return {"client_secret": TEST_KEY, "api_base_url": API, "max_requests_per_second": 10_000,
+            "max_requests_per_endpoint_per_second": 10_000,
             "probe_history_start": False, **overrides}
 
 

@@ -1,6 +1,8 @@
 """Incremental reads walk `created` windows and keep a state that is exact at the boundary and survives failure."""
 from __future__ import annotations
 
+import time
+
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import discover
 
@@ -111,8 +113,8 @@ def test_object_created_in_the_read_second_after_it_was_read_arrives_next_sync_e
 
     first = read_incremental(config_since(start), "charges")
     late = charges.add(boundary)  # same second, created after the first sync read
-    # the next hourly sync runs long after read_lag_seconds; a lag of 0 here stands for that
-    second = read_incremental(config_since(start, read_lag_seconds=0), "charges", state=next_state(first, "charges"))
+    # the next hourly sync runs long after read_lag_seconds; the spec's minimum lag (2 s) here stands for that
+    second = read_incremental(config_since(start, read_lag_seconds=2), "charges", state=next_state(first, "charges"))
 
     assert early[0]["id"] not in emitted_ids(first)
     assert state_values(first, "charges")[-1] < boundary  # the sync stopped before the second it left unread
@@ -135,7 +137,8 @@ def test_objects_created_while_a_sync_runs_arrive_in_this_sync_or_the_next(reque
     cfg = config_since(start, slice_range_days=30)
     first = read_incremental(cfg, "charges")
     requests_mock.get(f"{API}/v1/charges", json=serve)
-    second = read_incremental(config_since(start, read_lag_seconds=0), "charges", state=next_state(first, "charges"))
+    time.sleep(2.1)  # the next sync runs after the spec's minimum read lag (2 s) has passed
+    second = read_incremental(config_since(start, read_lag_seconds=2), "charges", state=next_state(first, "charges"))
 
     every = emitted_ids(first) + emitted_ids(second)
     assert created_meanwhile

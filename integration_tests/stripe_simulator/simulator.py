@@ -16,7 +16,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from . import keys as keys_module
-from .behaviour import Faults, Latency, RateLimiter, RateLimits, Stats
+from .behaviour import Faults, Latency, PageHooks, RateLimiter, RateLimits, Stats
 from .data import OBJECT_NAME, RESOURCES, Dataset
 from .generic import GENERIC_COUNTS, GenericCatalog, GenericObjects
 from .listing import ApiError, build_predicate, expansions, half_open, page_args, parse_query, range_bounds
@@ -96,6 +96,7 @@ class StripeSimulator:
         self.clock = clock
         self.keys = keys_module.KeyRegistry.default()
         self.faults = Faults(seed)
+        self.hooks = PageHooks()
         self.stats = Stats()
         self.port = port
         self._preload = tuple(preload)
@@ -376,8 +377,19 @@ class StripeSimulator:
             self._record_event(state, f"{self._event_prefix(resource)}.deleted", rec.obj)
             return copy.deepcopy(rec.obj)
 
+    def record_event(self, event_type: str, data_object: dict, mode: str = "test", created: Optional[int] = None,
+                     listed_last: bool = False) -> dict:
+        """Record an event as is, without changing any object: events about related objects (a
+        ``customer.discount.deleted`` naming its customer, a ``price.updated`` naming its product) or dated at a
+        chosen second. Within a second Stripe's order is not guaranteed: by default the new event is listed first
+        (newest), with ``listed_last=True`` after the events already in that second."""
+        state = self._state(mode)
+        with self._lock:
+            return copy.deepcopy(self._record_event(state, event_type, data_object, created=created,
+                                                    listed_last=listed_last))
+
     def _record_event(self, state: ModeState, event_type: str, obj: dict, previous: Optional[dict] = None,
-                      created: Optional[int] = None) -> dict:
+                      created: Optional[int] = None, listed_last: bool = False) -> dict:
         if event_type not in _known_event_types():
             self.unknown_event_types.add(event_type)  # still recorded: a client must ignore what it did not ask for
         data = {"object": json.loads(dumps(obj))}
@@ -389,7 +401,7 @@ class StripeSimulator:
             "livemode": state.livemode, "pending_webhooks": 0,
             "request": {"id": self._request_id(), "idempotency_key": None}, "type": event_type,
         }
-        state.collections["events"].add(event)
+        state.collections["events"].add(event, listed_last=listed_last)
         return event
 
     def _check_resource(self, resource: str) -> None:
@@ -441,7 +453,8 @@ class StripeSimulator:
         limit, after, before = page_args(params)
         state = self._state(mode)
         if endpoint == "invoice_lines":
-            body, extra, count = self._lines_page(state, invoice_id, limit, after, before)
+            body, extra, count, ids, has_more = self._lines_page(state, invoice_id, limit, after, before)
+            self.hooks.fire(endpoint, ids, has_more, {**params, "invoice": invoice_id})
             return 200, body, extra, mode, count
         if obj_id is not None:
             return 200, self._object_by_id(state, resource, obj_id, params), {}, mode, 1
@@ -477,6 +490,7 @@ class StripeSimulator:
                     encoded.append(dumps(obj))
             else:
                 encoded = [r.json for r in records]
+        self.hooks.fire(endpoint, [r.obj["id"] for r in records], has_more, params)
         return 200, list_body(url, records, has_more, encoded), {}, mode, len(records)
 
     def _object_by_id(self, state: ModeState, resource: str, obj_id: str, params: dict) -> bytes:
@@ -526,7 +540,8 @@ class StripeSimulator:
             page = lines[start:start + limit] if not before else lines[start:stop]
             has_more = (start + limit < len(lines)) if not before else start > 0
             encoded = [r.json for r in page]
-        return list_body(f"/v1/invoices/{invoice_id}/lines", page, has_more, encoded), {}, len(page)
+        return (list_body(f"/v1/invoices/{invoice_id}/lines", page, has_more, encoded), {}, len(page),
+                [r.obj["id"] for r in page], has_more)
 
     @staticmethod
     def _rate_limit_error(should_retry: Optional[bool]) -> ApiError:
@@ -631,6 +646,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # keep test output clean; the simulator keeps its own request log
         pass
+
+    def date_time_string(self, timestamp=None):
+        """The ``Date`` header tells the simulator's clock, as Stripe's tells Stripe's (event retention runs on it)."""
+        return super().date_time_string(self.server.simulator.clock() if timestamp is None else timestamp)
 
     def do_GET(self):
         self._dispatch("GET")

@@ -63,16 +63,22 @@ class Collection:
             self.keys.append(rec.key)
         self.by_id: Dict[str, Record] = {r.obj["id"]: r for r in self.records}
         self._next_seq = len(self.records)
+        self._last_seq = -1  # sequence numbers below every other: listed last within their second
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def add(self, obj: dict) -> Record:
+    def add(self, obj: dict, listed_last: bool = False) -> Record:
+        """Insert ``obj``; within its second it is listed first (newest), or last with ``listed_last``."""
         if obj["id"] in self.by_id:
             raise ValueError(f"duplicate id {obj['id']}")
         rec = Record(obj)
-        key = rec.key = (self.created_of(obj), self._next_seq)
-        self._next_seq += 1
+        if listed_last:
+            key = rec.key = (self.created_of(obj), self._last_seq)
+            self._last_seq -= 1
+        else:
+            key = rec.key = (self.created_of(obj), self._next_seq)
+            self._next_seq += 1
         i = bisect.bisect_left(self.keys, key)
         self.keys.insert(i, key)
         self.records.insert(i, rec)
