@@ -7,7 +7,7 @@ permissions work for them as they do for the six.
 
 import pytest
 
-from integration_tests.stripe_simulator import StripeSimulator, keys
+from integration_tests.stripe_simulator import StripeSimulator
 from integration_tests.stripe_simulator.generic import GenericCatalog
 from integration_tests.stripe_simulator.spec import components, event_types, list_endpoints, schema_validator
 from integration_tests.test_simulator import error_of, get, ids, page_through

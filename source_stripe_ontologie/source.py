@@ -30,7 +30,7 @@ from source_stripe_ontologie.check import ReadAccessProbe
 from source_stripe_ontologie.components import SubListCompleter
 from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.error_messages import invalid_config
-from source_stripe_ontologie.events import ChangeCapture, StaleEventsCursorFallback
+from source_stripe_ontologie.change_capture import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
 from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStartProbe
 from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator

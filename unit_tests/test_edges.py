@@ -12,11 +12,23 @@ import yaml
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from scripts.generate_schemas import CONNECTOR_FIELDS
-from source_stripe_ontologie.events import CHANGED_AT, ChangeCaptureCursor, ChangeFeed, EventsCheckpoint
+from source_stripe_ontologie.change_capture import ChangeCaptureCursor, EventsCheckpoint
+from source_stripe_ontologie.change_rules import CHANGED_AT, ChangeFeed
 from source_stripe_ontologie.rate_budget import RateLimits
-from unit_tests.event_factories import change, related_event
-from unit_tests.factories import API, TEST_KEY, invoice_with_lines, list_page, paged_responder, query_of
-from unit_tests.incremental_runs import LiveList, config_since, emitted_ids, last_stream_state, now, read_incremental
+from unit_tests.factories import (
+    API,
+    TEST_KEY,
+    LiveList,
+    change,
+    config_since,
+    invoice_with_lines,
+    list_page,
+    now,
+    paged_responder,
+    query_of,
+    related_event,
+)
+from unit_tests.reads import emitted_ids, last_stream_state, read_incremental
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO.parent / "shared" / "stripe-openapi" / "spec3.json"
@@ -179,8 +191,8 @@ def test_the_events_cursors_state_waits_for_the_windows_cursors_lock():
 # 6. An invoice's line cursor that vanishes -----------------------------------------------------------------------
 
 def test_a_vanished_line_cursor_lists_the_invoices_lines_again_and_keeps_the_window(requests_mock):
-    from unit_tests.conftest import read_streams
     from unit_tests.factories import config
+    from unit_tests.reads import read_streams
 
     invoice, lines = invoice_with_lines(25)
     requests_mock.get(f"{API}/v1/invoices", json=paged_responder([invoice], "/v1/invoices"))

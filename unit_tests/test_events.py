@@ -9,17 +9,25 @@ import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.state_builder import StateBuilder
 
-from source_stripe_ontologie.events import MAX_TYPES_PER_REQUEST
-from unit_tests.event_factories import change, delete, fetched_by_id, related_event
-from unit_tests.factories import API, FACTS, invoice_with_lines, query_of, stripe_object
-from unit_tests.incremental_runs import (
+from source_stripe_ontologie.stripe_events import MAX_TYPES_PER_REQUEST
+from unit_tests.factories import (
+    API,
     DAY,
+    FACTS,
     LiveList,
+    change,
     config_since,
+    delete,
+    fetched_by_id,
+    invoice_with_lines,
+    now,
+    query_of,
+    related_event,
+)
+from unit_tests.reads import (
     emitted_ids,
     last_stream_state,
     next_state,
-    now,
     read_incremental,
     state_input,
 )
@@ -400,8 +408,7 @@ def test_events_of_types_the_stream_does_not_follow_are_ignored(requests_mock, s
 
 def test_a_key_without_events_read_fails_the_stream_naming_the_permission_and_holds_its_events_cursor(
         requests_mock, synced_once):
-    from unit_tests.error_factories import forbidden_body
-    from unit_tests.factories import TEST_KEY
+    from unit_tests.factories import TEST_KEY, forbidden_body
 
     start, previous = synced_once
     new = LiveList(requests_mock, "payouts").add(previous + 100)[0]

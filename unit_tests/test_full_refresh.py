@@ -3,7 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from unit_tests.factories import API, STREAMS, TEST_KEY, config, invoice_with_lines, objects, paged_responder, query_of
+from unit_tests.factories import (
+    API,
+    STREAMS,
+    TEST_KEY,
+    config,
+    invoice_with_lines,
+    objects,
+    paged_responder,
+    query_of,
+)
 
 
 def _window_holds(query, created: int) -> bool:

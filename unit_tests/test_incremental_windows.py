@@ -7,14 +7,20 @@ from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import discover
 
 from source_stripe_ontologie import SourceStripeOntologie
-from unit_tests.factories import API, STREAMS, config, paged_responder, query_of
-from unit_tests.incremental_runs import (
+from unit_tests.factories import (
+    API,
     DAY,
+    STREAMS,
     LiveList,
+    config,
     config_since,
+    now,
+    paged_responder,
+    query_of,
+)
+from unit_tests.reads import (
     emitted_ids,
     next_state,
-    now,
     read_incremental,
     repeated,
     state_input,

@@ -6,7 +6,11 @@ import time
 
 import pytest
 
-from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget, endpoint_of
+from source_stripe_ontologie.rate_budget import (
+    RateLimits,
+    StripeRateBudget,
+    endpoint_of,
+)
 
 
 class FakeClock:

@@ -1,4 +1,4 @@
-"""Updates and deletions through Stripe's Events API (issue #8).
+"""Updates and deletions through Stripe's Events API: the CDK wiring, and the rules as a whole.
 
 A `created` cursor only finds new objects. After its first sync, each incremental stream also lists
 `GET /v1/events` for the event types that change its objects, from its events cursor to this sync's horizon, and
@@ -34,7 +34,8 @@ emits every changed object once, in its current state. The rules, and why they a
 
 Why Python: the manifest describes one paginated list per stream behind one `created` cursor. It cannot read a
 second endpoint into a stream, keep the newest event per object, re-fetch objects by id, emit tombstones or write
-a second cursor into the state; the classes below do, each one of those jobs, on the streams the CDK built.
+a second cursor into the state. The rules are pure code in change_rules.py, Stripe I/O in stripe_events.py, and
+the classes below wire them onto the streams the CDK built, each class one of those jobs.
 
 State, per stream: `{"created": "<end of finished windows>", "events_created": "<events cursor>"}`. The events
 cursor moves to H only when the events were listed and every object they named was emitted; on a first sync
@@ -48,236 +49,34 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, MutableMapping, Optional
 
-import orjson
-from airbyte_cdk.models import AirbyteStateMessage, FailureType
+from airbyte_cdk.models import AirbyteStateMessage
 from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor, Cursor
 from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partition
 from airbyte_cdk.sources.streams.concurrent.partitions.partition_generator import PartitionGenerator
-from airbyte_cdk.sources.streams.http.pagination_reset_exception import PaginationResetRequiredException
 from airbyte_cdk.sources.types import Record, StreamSlice
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_stripe_ontologie import cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
-from source_stripe_ontologie.incremental import (
-    CURSOR_FIELD,
-    EVENTS_CURSOR_FIELD,
-    _as_dict,
-    _epoch_seconds,
-    _stream_name,
+from source_stripe_ontologie.change_rules import (
+    RETENTION,
+    Change,
+    ChangeFeed,
+    ChangeRecords,
+    previous_events_cursor,
 )
+from source_stripe_ontologie.incremental import EVENTS_CURSOR_FIELD, _as_dict, _stream_name
 from source_stripe_ontologie.livemode_guard import RequireKeyMode
 from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
+from source_stripe_ontologie.stripe_events import EventLister, ObjectFetcher
 
 logger = logging.getLogger("airbyte")
 
-MAX_TYPES_PER_REQUEST = 20  # Stripe's limit on `types[]`
-EVENT_RETENTION_SECONDS = 30 * 86_400  # Stripe lists the events of the last 30 days
-RETENTION_MARGIN_SECONDS = 3_600  # a cursor this close to the retention edge is treated as past it
-MAX_RELISTS = 5  # times an events list is read again after its starting_after event vanished
 OBJECTS_PER_PARTITION = 50  # changed objects re-fetched by one partition (partitions run in parallel)
 WINDOW_START = "start_time"  # the slice field where DatetimeBasedCursor puts a window's first second
 NEVER = sys.maxsize
-# The connector's change time, on records emitted because of an event. A name of its own: no Stripe object has a
-# property `changed_at` (checked against every component of spec3.json), so it never overwrites Stripe's fields
-# (products have their own `updated`).
-CHANGED_AT = "changed_at"
-
-
-@dataclass(frozen=True)
-class Change:
-    """The newest event naming one object of a stream."""
-
-    object_id: str
-    updated: int  # epoch seconds of the event
-    deletion: bool
-    own: bool  # the event's data.object is the stream's object itself (not a refund, dispute, discount, price)
-    created: Optional[int]  # the object's `created` when the event carries it (own objects)
-
-
-@dataclass(frozen=True)
-class ChangeFeed:
-    """The event types that change one stream's objects, and which field of each event's `data.object` names
-    the stream's object (`id` for the object itself, e.g. `charge` for a refund or a dispute): the stream's
-    `change_events` and `deletion_events` in the manifest."""
-
-    id_field_by_type: Mapping[str, str]
-    deletions: frozenset
-
-    @classmethod
-    def of(cls, facts: StreamFacts) -> "ChangeFeed":
-        return cls(dict(facts.change_events), frozenset(facts.deletion_events))
-
-    @property
-    def event_types(self) -> List[str]:
-        return list(self.id_field_by_type)
-
-    def newest_changes(self, events: Iterable[Mapping[str, Any]]) -> Dict[str, Change]:
-        """One change per object: its deletion if any event deletes it, else its newest event.
-
-        A deletion is final (Stripe never reuses an id), so it wins over any other event of the object, newer or
-        in the same second: Stripe sends `customer.discount.deleted` after `customer.deleted`, a `price.updated`
-        can follow `product.deleted`, and within one second its order is not defined. `events` come newest
-        first, so among events of one kind in one second the first listed wins.
-        """
-        changes: Dict[str, Change] = {}
-        for event in events:
-            change = self._change(event)
-            if change is not None:
-                known = changes.get(change.object_id)
-                if known is None or _supersedes(change, known):
-                    changes[change.object_id] = change
-        return changes
-
-    def _change(self, event: Mapping[str, Any]) -> Optional[Change]:
-        id_field = self.id_field_by_type.get(event.get("type"))
-        payload = (event.get("data") or {}).get("object") or {}
-        object_id = payload.get(id_field) if id_field else None
-        if isinstance(object_id, Mapping):  # an expanded reference
-            object_id = object_id.get("id")
-        if not isinstance(object_id, str):
-            return None
-        own = id_field == "id"
-        return Change(object_id=object_id, updated=int(event["created"]), deletion=event["type"] in self.deletions,
-                      own=own, created=payload.get("created") if own else None)
-
-
-def _supersedes(change: Change, known: Change) -> bool:
-    if change.deletion != known.deletion:
-        return change.deletion
-    return change.updated > known.updated
-
-
-
-class EventLister:
-    """Pages `GET /v1/events?types[]=...&created[gt]=...&created[lte]=...` (at most 20 types a request), newest
-    first, through a requester built from the manifest (same auth, headers, retries and error messages).
-
-    An event a page started after can vanish while the list is read (it left the 30-day retention): Stripe then
-    answers 400 `resource_missing` on `starting_after`, and the list is read again from its newest event (the
-    events are gathered per object, so an event listed twice changes nothing), at most MAX_RELISTS times.
-    `stripe_now` is the latest time Stripe's `Date` header told: retention is counted on Stripe's clock.
-    """
-
-    def __init__(self, requester: Any, page_size: int = 100, stream_name: str = "") -> None:
-        self._requester = requester
-        self._page_size = page_size
-        self._stream_name = stream_name
-        self.stripe_now: Optional[float] = None
-
-    def events(self, types: Sequence[str], after: int, until: int) -> Iterator[Mapping[str, Any]]:
-        for first in range(0, len(types), MAX_TYPES_PER_REQUEST):
-            chunk = list(types[first:first + MAX_TYPES_PER_REQUEST])
-            starting_after = None
-            relists = 0
-            while True:
-                params: Dict[str, Any] = {"types[]": chunk, "created[gt]": str(after), "created[lte]": str(until),
-                                          "limit": str(self._page_size)}
-                if starting_after:
-                    params["starting_after"] = starting_after
-                try:
-                    response = self._requester.send_request(request_params=params)
-                except PaginationResetRequiredException:
-                    relists += 1
-                    if relists > MAX_RELISTS:
-                        raise _events_kept_vanishing(self._stream_name, relists - 1) from None
-                    starting_after = None
-                    continue
-                self._saw(response)
-                body = orjson.loads(response.content)
-                yield from body["data"]
-                if not body.get("has_more") or not body["data"]:
-                    break
-                starting_after = body["data"][-1]["id"]
-
-    def _saw(self, response: Any) -> None:
-        date = getattr(response, "headers", {}).get("Date")
-        if not date:
-            return
-        try:
-            moment = parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
-            return
-        self.stripe_now = moment if self.stripe_now is None else max(self.stripe_now, moment)
-
-
-def _events_kept_vanishing(stream_name: str, relists: int) -> AirbyteTracedException:
-    message = (f"{stream_name}: the events list was read again {relists} times because the event a page started "
-               f"after kept vanishing (Stripe: resource_missing on starting_after, events leaving the 30-day "
-               f"retention while they are listed). The stream's events cursor did not move: run the sync again.")
-    return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)
-
-
-class ObjectFetcher:
-    """`GET /v1/<resource>/<id>` in the pinned API version with the stream's expansions, completed like the
-    stream's records (invoices: every line); None when the object is gone (404, or `deleted: true`)."""
-
-    def __init__(self, requester: Any, expand: Sequence[str], complete: Optional[Callable[[dict], dict]]) -> None:
-        self._requester = requester
-        self._params = {"expand[]": list(expand)} if expand else {}
-        self._complete = complete
-
-    def fetch(self, object_id: str) -> Optional[dict]:
-        response = self._requester.send_request(path=object_id, request_params=dict(self._params))
-        if response is None or response.status_code == 404:
-            return None
-        obj = orjson.loads(response.content)
-        if obj.get("deleted"):
-            return None
-        return self._complete(obj) if self._complete else obj
-
-
-class ChangeRecords:
-    """What the events part of a sync emits for a change: a tombstone for a deletion, else the object re-fetched
-    by id with CHANGED_AT; only for objects created at or after start_date and, except deletions, before the
-    split S (objects created from S on are read by this sync's `created` windows).
-
-    A re-fetch that finds the object gone (404, or `deleted: true`) emits its tombstone too: it was deleted after
-    its event, and a deletion is final. Re-fetched objects pass the stream's live/test-mode `guard`, like the
-    records of its windows.
-    """
-
-    def __init__(self, object_name: str, fetcher: ObjectFetcher, start: int, split: int,
-                 guard: Optional[Callable[[dict], None]] = None) -> None:
-        self._object_name = object_name
-        self._fetcher = fetcher
-        self._start = start
-        self._split = split
-        self._guard = guard
-
-    def worth_fetching(self, change: Change) -> bool:
-        """Decided from the event when it carries the object's `created`; an object named by a related object (a
-        refund's charge) is decided after its re-fetch."""
-        if change.deletion:
-            return change.created is None or change.created >= self._start
-        return self._owns(change.created) if change.own else True
-
-    def record_of(self, change: Change) -> Optional[dict]:
-        if change.deletion:
-            return self._tombstone(change)
-        obj = self._fetcher.fetch(change.object_id)
-        if obj is None:
-            return self._tombstone(change)
-        if not self._owns(obj.get("created")):
-            return None
-        if self._guard is not None:
-            self._guard(obj)
-        obj[CHANGED_AT] = change.updated
-        return obj
-
-    def _owns(self, created: Optional[int]) -> bool:
-        return created is None or self._start <= created < self._split
-
-    def _tombstone(self, change: Change) -> dict:
-        """Enough to find and flag the object downstream; `created` keeps it sortable by the stream's cursor where
-        destinations dedupe on it."""
-        return {"id": change.object_id, "object": self._object_name, "created": change.created, "is_deleted": True,
-                CHANGED_AT: change.updated}
 
 
 class ChangedObjectsPartition(Partition):
@@ -509,31 +308,6 @@ class ChangeCaptureGenerator(PartitionGenerator):
                                           stream_slice)
 
 
-class RetentionEdge:
-    """Stripe lists only the last 30 days of events. A cursor closer to that edge than the margin is treated as
-    past it (the events near the edge may expire while they are listed), and the warning says what is lost."""
-
-    def __init__(self, margin: int = RETENTION_MARGIN_SECONDS) -> None:
-        self._margin = margin
-
-    def passed(self, cursor: int, now: float) -> bool:
-        return cursor < int(now) - EVENT_RETENTION_SECONDS + self._margin
-
-    @staticmethod
-    def warning(stream: Optional[str], cursor: int, now: float) -> str:
-        now = int(now)
-        oldest_listed = now - EVENT_RETENTION_SECONDS
-        return (f"Stream '{stream}': its events cursor {_iso(cursor)} is {(now - cursor) / 86_400:.1f} days old, "
-                f"beyond Stripe's 30-day event retention: the changes and deletions from {_iso(cursor)} to "
-                f"{_iso(oldest_listed)} can no longer be listed. Re-reading the whole stream from start_date "
-                f"instead, so every object arrives in its current state, and emitting the deletions Stripe still "
-                f"lists (its last 30 days); deletions before {_iso(oldest_listed)} cannot be recovered. Sync at "
-                f"least every few weeks to avoid this.")
-
-
-RETENTION = RetentionEdge()
-
-
 class StaleEventsCursorFallback:
     """Drops the saved state of every stream whose events cursor is older than Stripe keeps events, and says so.
 
@@ -563,19 +337,6 @@ class StaleEventsCursorFallback:
                 continue
             kept.append(message)
         return kept
-
-
-def previous_events_cursor(stream_state: Mapping[str, Any]) -> Optional[int]:
-    """The saved events cursor; a state written before `events_created` existed reads events from `created`
-    (objects were read after that second, so changes made after it are exactly the events to read)."""
-    for key in (EVENTS_CURSOR_FIELD, CURSOR_FIELD):
-        if key in stream_state:
-            return _epoch_seconds(stream_state[key])
-    return None
-
-
-def _iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ChangeCapture:
