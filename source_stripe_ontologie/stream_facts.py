@@ -24,6 +24,24 @@ class Permission:
 
 
 @dataclass(frozen=True)
+class Unsettled:
+    """Objects of a stream that still change, without any event, while `field` is one of `values` (a balance
+    transaction while its `status` is `pending`)."""
+
+    field: str
+    values: frozenset
+
+    @classmethod
+    def of(cls, declared: Optional[Mapping[str, Any]]) -> Optional["Unsettled"]:
+        if not declared:
+            return None
+        return cls(str(declared["field"]), frozenset(declared["values"]))
+
+    def holds(self, record: Mapping[str, Any]) -> bool:
+        return record.get(self.field) in self.values
+
+
+@dataclass(frozen=True)
 class StreamFacts:
     """One stream as its manifest entry declares it (see the comment above `streams:` in the manifest)."""
 
@@ -35,6 +53,8 @@ class StreamFacts:
     deletion_events: frozenset = frozenset()
     list_parameters: Mapping[str, Any] = field(default_factory=dict)  # the fixed query of its list requests
     sub_lists: Tuple[str, ...] = ()
+    created_from: Optional[str] = None  # the object's own creation field when it has no `created` (`date`)
+    unsettled: Optional["Unsettled"] = None  # objects that change without events while in some states
 
     @classmethod
     def from_definition(cls, stream: Mapping[str, Any]) -> "StreamFacts":
@@ -50,6 +70,8 @@ class StreamFacts:
             deletion_events=frozenset(parameters.get("deletion_events") or ()),
             list_parameters=dict(requester.get("request_parameters") or {}),
             sub_lists=tuple(parameters.get("sub_lists") or ()),
+            created_from=parameters.get("created_from") or None,
+            unsettled=Unsettled.of(parameters.get("unsettled")),
         )
 
     @property

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from unit_tests.factories import API, STREAMS, TEST_KEY, config, invoice_with_lines, objects, paged_responder, query_of
+from unit_tests.factories import (API, STREAMS, TEST_KEY, config, invoice_with_lines, objects, paged_responder, path_of,
+                                  query_of)
 
 
 def _window_holds(query, created: int) -> bool:
@@ -11,9 +12,9 @@ def _window_holds(query, created: int) -> bool:
     return "created[gte]" in query and int(query["created[gte]"][0]) <= created <= int(query["created[lte]"][0])
 
 
-def _serve(requests_mock, resource: str, items):
-    url = f"{API}/v1/{resource}"
-    requests_mock.get(url, json=paged_responder(items, f"/v1/{resource}"))
+def _serve(requests_mock, stream: str, items):
+    url = f"{API}{path_of(stream)}"
+    requests_mock.get(url, json=paged_responder(items, path_of(stream)))
     return url
 
 
@@ -97,3 +98,21 @@ def test_amounts_and_timestamps_pass_through_as_integers(requests_mock, read_str
     assert record["amount"] == 123456789012 and isinstance(record["amount"], int)
     assert record["created"] == charge["created"] and isinstance(record["created"], int)
     assert record["currency"] == "jpy"
+
+
+def test_invoice_items_get_a_created_copy_of_their_date_and_windows_filter_on_it(requests_mock, read_stripe):
+    items = objects("invoice_items", 2)
+    for item in items:  # Stripe's invoice item has `date`, not `created`; the list's `created` filter reads `date`
+        item["date"] = item.pop("created")
+    requests_mock.get(f"{API}{path_of('invoice_items')}", json=lambda request, context: _by_date(items, request))
+
+    output = read_stripe(config(), "invoice_items")
+
+    assert [r.record.data for r in output.records] == [{**item, "created": item["date"]} for item in items]
+
+
+def _by_date(items, request):
+    query = query_of(request)
+    low, high = int(query["created[gte]"][0]), int(query["created[lte]"][0])
+    return {"object": "list", "url": "/v1/invoiceitems", "has_more": False,
+            "data": [i for i in items if low <= i["date"] <= high]}

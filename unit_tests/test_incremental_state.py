@@ -52,8 +52,8 @@ def test_a_cursor_in_the_future_is_rejected_rather_than_silently_skipping_object
 
 
 def test_a_state_for_a_stream_this_connector_does_not_have_is_rejected():
-    with pytest.raises(AirbyteTracedException, match="names stream 'refunds', which this connector does not have"):
-        validate(state_input("refunds", "1718000000"))
+    with pytest.raises(AirbyteTracedException, match="names stream 'tax_rates', which this connector does not have"):
+        validate(state_input("tax_rates", "1718000000"))
 
 
 def test_keys_this_connector_never_writes_are_rejected():
