@@ -21,6 +21,14 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 STREAMS = ("customers", "charges", "subscriptions", "invoices", "products", "payouts")
+
+
+def manifest_streams() -> List[str]:
+    """Every stream the connector's manifest declares, in its order (the six above, then the money trail)."""
+    import yaml
+
+    manifest = yaml.safe_load((REPO / "manifest.yaml").read_text())
+    return [stream["$parameters"]["name"] for stream in manifest["streams"]]
 # Functional tests run the simulator without rate limits, so they lift the connector's pacing with the knob for
 # accounts with raised limits. The benchmark, the demo and the pacing tests keep the default (what users get).
 UNPACED = {"max_requests_per_second": 10_000}

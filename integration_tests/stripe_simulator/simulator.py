@@ -15,6 +15,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from . import keys as keys_module
+from . import money_trail
 from .behaviour import Faults, Latency, RateLimiter, RateLimits, Stats
 from .data import OBJECT_NAME, RESOURCES, Dataset
 from .listing import ApiError, build_predicate, expansions, half_open, page_args, parse_query, range_bounds
@@ -24,21 +25,27 @@ from .store import Collection, Record, dumps, list_body
 EVENT_RETENTION_SECONDS = 30 * 86400
 MODES = ("test", "live")
 EVENT_PREFIX = {"customers": "customer", "charges": "charge", "subscriptions": "customer.subscription",
-                "invoices": "invoice", "products": "product", "payouts": "payout"}
+                "invoices": "invoice", "products": "product", "payouts": "payout", **money_trail.EVENT_PREFIX}
+SERVED = RESOURCES + money_trail.RESOURCES  # the six, then the money trail (money_trail.py)
+OBJECT_NAME = {**OBJECT_NAME, **money_trail.OBJECT_NAME}
 
 
 class ModeState:
     """Everything one mode (test or live) holds: collections per resource plus events, prices, invoice lines."""
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: Dataset, clock: Callable[[], float] = time.time):
         self.livemode = dataset.livemode
         self.factory = dataset.factory
+        self.trail = money_trail.build(dataset, clock)  # completes the seeded payouts: before they are served
         self.collections: Dict[str, Collection] = {r: Collection(dataset.objects[r]) for r in RESOURCES}
+        for resource in money_trail.RESOURCES:
+            self.collections[resource] = Collection(self.trail.objects[resource],
+                                                    time_field=money_trail.TIME_FIELD.get(resource, "created"))
         self.collections["events"] = Collection()
-        self.prices: Dict[str, Record] = {pid: Record(p) for pid, p in dataset.prices.items()}
+        self.prices: Dict[str, Record] = dict(self.collections["prices"].by_id)
         self.lines: Dict[str, List[Record]] = {iid: [Record(l) for l in ls]
                                                for iid, ls in dataset.invoice_lines.items()}
-        self.deleted: Dict[str, Dict[str, dict]] = {r: {} for r in RESOURCES}
+        self.deleted: Dict[str, Dict[str, dict]] = {r: {} for r in SERVED}
 
     def lookup(self, resource: str, obj_id: str) -> Optional[dict]:
         if resource == "prices":
@@ -138,7 +145,7 @@ class StripeSimulator:
                     gc.disable()
                     try:
                         dataset = Dataset.generate(seed=self.seed, counts=self.counts, livemode=mode == "live")
-                        state = ModeState(dataset)
+                        state = ModeState(dataset, lambda: self.clock())
                     finally:
                         if was_enabled:
                             gc.enable()
@@ -169,6 +176,12 @@ class StripeSimulator:
         state = self._state(mode)
         with self._lock:
             return [json.loads(r.json) for r in state.lines[invoice_id]]
+
+    def sub_list_items(self, url: str, mode: str = "test") -> List[dict]:
+        """Every item of an embedded money-trail list (``/v1/transfers/{id}/reversals``...), newest first."""
+        state = self._state(mode)
+        with self._lock:
+            return json.loads(dumps(state.trail.sub_lists.get(url, [])))
 
     def events(self, mode: str = "test", types: Optional[Iterable[str]] = None) -> List[dict]:
         """Retained events (30 days against ``clock``), newest first."""
@@ -201,6 +214,8 @@ class StripeSimulator:
                 state.prices[p["id"]] = Record(p)
             if lines is not None:
                 state.lines[obj["id"]] = [Record(l) for l in lines]
+            if resource in ("charges", "payouts"):
+                self._money_trail_of(state, resource, obj, fields.get("currency"))
             state.collections[resource].add(obj)
             if resource == "charges":
                 event_type = f"charge.{obj['status']}"
@@ -208,6 +223,26 @@ class StripeSimulator:
                 event_type = f"{EVENT_PREFIX[resource]}.created"
             self._record_event(state, event_type, obj, created=created)
             return copy.deepcopy(obj)
+
+    def _money_trail_of(self, state: ModeState, resource: str, obj: dict, currency: Optional[str]) -> None:
+        """A new charge's balance transaction, payment intent, refund and dispute; a new payout's transactions."""
+        trail = state.trail
+        before = {r: len(trail.objects[r]) for r in money_trail.RESOURCES}
+        if resource == "charges":
+            trail.for_charge(obj, index=1)  # index 1: no application fee or transfer
+        else:
+            trail.pay_out(obj, currency)
+        for r in money_trail.RESOURCES:
+            for new in trail.objects[r][before[r]:]:
+                state.collections[r].add(new)
+
+    def settle_balance(self, mode: str = "test", until: Optional[int] = None) -> int:
+        """Flip the pending balance transactions due by ``until`` (default: the clock) to ``available``, as Stripe
+        does without any event; returns how many."""
+        state = self._state(mode)
+        with self._lock:
+            return money_trail.settle(state.collections["balance_transactions"].records,
+                                      int(self.clock() if until is None else until))
 
     def _build(self, state: ModeState, resource: str, created: int, line_count: Optional[int], fields: dict):
         f = state.factory
@@ -278,6 +313,12 @@ class StripeSimulator:
             if event_type is None:
                 event_type = self._update_event_type(resource, previous, obj)
             self._record_event(state, event_type, obj, previous=previous)
+            if (resource == "payouts" and obj.get("automatic") and obj["status"] == "paid"
+                    and obj.get("reconciliation_status") == "in_progress"):
+                obj["reconciliation_status"] = "completed"  # its transactions are final: Stripe says so
+                rec.invalidate()
+                self._record_event(state, "payout.reconciliation_completed", obj,
+                                   previous={"reconciliation_status": "in_progress"})
             return copy.deepcopy(obj)
 
     @staticmethod
@@ -302,7 +343,8 @@ class StripeSimulator:
         """Remove an object from its list and record ``<type>.deleted`` (subscriptions:
         ``customer.subscription.deleted``). Stripe cannot delete charges or payouts, nor can the simulator."""
         self._check_resource(resource)
-        if resource in ("charges", "payouts"):
+        if resource in SERVED and resource not in RESOURCES + money_trail.DELETABLE or resource in ("charges",
+                                                                                                  "payouts"):
             raise ValueError(f"Stripe has no way to delete {resource}")
         state = self._state(mode)
         with self._lock:
@@ -327,8 +369,8 @@ class StripeSimulator:
 
     @staticmethod
     def _check_resource(resource: str) -> None:
-        if resource not in RESOURCES:
-            raise ValueError(f"unknown resource {resource!r}; known: {RESOURCES}")
+        if resource not in SERVED:
+            raise ValueError(f"unknown resource {resource!r}; known: {SERVED}")
 
     def _request_id(self) -> str:
         return "req_" + "".join(self._request_ids.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=14))
@@ -341,11 +383,14 @@ class StripeSimulator:
         mode = info.mode
         parts = path.strip("/").split("/")
         obj_id = None
-        if len(parts) == 2 and parts[1] in RESOURCES + ("events",):
+        sub_list = money_trail.sub_list_url(parts)
+        if len(parts) == 2 and parts[1] in SERVED + ("events",):
             endpoint, resource, invoice_id = parts[1], parts[1], None
         elif len(parts) == 4 and parts[1] == "invoices" and parts[3] == "lines":
             endpoint, resource, invoice_id = "invoice_lines", "invoices", parts[2]
-        elif len(parts) == 3 and parts[1] in RESOURCES and parts[2]:
+        elif sub_list is not None:
+            endpoint, resource, invoice_id = f"{parts[1]}_sub_list", parts[1], None
+        elif len(parts) == 3 and parts[1] in SERVED and parts[2]:
             endpoint, resource, invoice_id, obj_id = f"{parts[1]}_by_id", parts[1], None, parts[2]
         else:
             raise ApiError(404, f"Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs or we "
@@ -360,7 +405,7 @@ class StripeSimulator:
         if limiter is not None and not limiter.admit(account, mode, endpoint):
             raise self._rate_limit_error(limiter.limits.should_retry)
         params = parse_query(query, self._params[endpoint])
-        created = range_bounds(params, "created") if endpoint != "invoice_lines" else range_bounds({}, "created")
+        created = range_bounds(params if "created" in self._params[endpoint] else {}, "created")
         injected = self.faults.injected_status(endpoint, mode, half_open(created))
         if injected is not None:
             status, kind = injected
@@ -372,9 +417,15 @@ class StripeSimulator:
         if endpoint == "invoice_lines":
             body, extra, count = self._lines_page(state, invoice_id, limit, after, before)
             return 200, body, extra, mode, count
+        if sub_list is not None:
+            body, count = self._sub_list_page(state, resource, parts[2], sub_list, limit, after)
+            return 200, body, {}, mode, count
         if obj_id is not None:
             return 200, self._object_by_id(state, resource, obj_id, params), {}, mode, 1
         predicate = build_predicate(endpoint, params)
+        if endpoint in money_trail.RESOURCES:
+            predicate = money_trail.combine(predicate, money_trail.predicate(endpoint, params, state.trail,
+                                                                             state.lookup, ApiError))
         expand = expansions(endpoint, params)
         if endpoint == "events":
             cutoff = int(self.clock()) - EVENT_RETENTION_SECONDS
@@ -428,6 +479,24 @@ class StripeSimulator:
                 if isinstance(obj.get(field), str):
                     obj[field] = state.lookup(target, obj[field])
             return dumps(obj)
+
+    def _sub_list_page(self, state: ModeState, resource: str, parent_id: str, url: str, limit: int,
+                       after: Optional[str]) -> tuple:
+        """An embedded list beyond its first 10 items (``/v1/transfers/{id}/reversals``...), newest first."""
+        with self._lock:
+            if parent_id not in state.collections[resource].by_id:
+                raise ApiError(404, f"No such {OBJECT_NAME[resource]}: '{parent_id}'", code="resource_missing",
+                               param="id")
+            items = state.trail.sub_lists.get(url, [])
+            start = 0
+            if after:
+                ids = [item["id"] for item in items]
+                if after not in ids:
+                    raise ApiError(400, f"No such object: '{after}'", code="resource_missing", param="starting_after")
+                start = ids.index(after) + 1
+            page = items[start:start + limit]
+            encoded = [dumps(item) for item in page]
+        return list_body(url, [], start + limit < len(items), encoded), len(page)
 
     def _lines_page(self, state: ModeState, invoice_id: str, limit: int,
                     after: Optional[str], before: Optional[str]) -> tuple:
@@ -517,9 +586,11 @@ class StripeSimulator:
                 if method == "POST" and len(parts) == 2:
                     getattr(self.faults, _FAULT_METHODS[parts[1]])(**payload)
                     return 200, {"ok": True}
+            if method == "POST" and parts == ["settle_balance"]:
+                return 200, {"settled": self.settle_balance(mode, payload.get("until"))}
             if len(parts) == 1 and parts[0] in RESOURCES and method == "POST":
                 return 200, self.create(parts[0], mode=mode, **payload)
-            if len(parts) == 2 and parts[0] in RESOURCES:
+            if len(parts) == 2 and parts[0] in SERVED:
                 if method == "POST":
                     return 200, self.update(parts[0], parts[1], mode=mode, **payload)
                 if method == "DELETE":
@@ -645,6 +716,8 @@ def _endpoint_name(path: str) -> str:
     parts = path.strip("/").split("/")
     if len(parts) == 4 and parts[:2] == ["v1", "invoices"] and parts[3] == "lines":
         return "/v1/invoices/{invoice}/lines"
-    if len(parts) == 3 and parts[0] == "v1" and parts[1] in RESOURCES:
+    if len(parts) == 4 and money_trail.sub_list_url(parts) is not None:
+        return f"/v1/{parts[1]}/{{id}}/{parts[3]}"
+    if len(parts) == 3 and parts[0] == "v1" and parts[1] in SERVED:
         return f"/v1/{parts[1]}/{{id}}"
     return path

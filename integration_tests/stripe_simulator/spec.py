@@ -58,10 +58,19 @@ ENDPOINT_SPEC_PATHS = {
 }
 
 
+def _money_trail_paths() -> dict:
+    from .money_trail import BY_ID_SPEC_PATHS, RESOURCES, SUB_LIST_SPEC_PATHS
+
+    paths = {resource: f"/v1/{resource}" for resource in RESOURCES}
+    paths.update({f"{resource}_by_id": path for resource, path in BY_ID_SPEC_PATHS.items()})
+    paths.update({f"{resource}_sub_list": path for resource, path in SUB_LIST_SPEC_PATHS.items()})
+    return paths
+
+
 def query_parameters(spec: dict) -> dict:
     """Endpoint name -> frozenset of query parameter names the spec lists for its GET."""
     out = {}
-    for name, path in ENDPOINT_SPEC_PATHS.items():
+    for name, path in {**ENDPOINT_SPEC_PATHS, **_money_trail_paths()}.items():
         params = spec["paths"][path]["get"].get("parameters", [])
         out[name] = frozenset(p["name"] for p in params if p.get("in") == "query")
     return out

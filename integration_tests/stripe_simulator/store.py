@@ -47,12 +47,13 @@ class Record:
 class Collection:
     """Objects of one resource in one mode, sorted by ``(created, sequence)``."""
 
-    def __init__(self, objects: Iterable[dict] = ()):
-        ordered = sorted(objects, key=lambda o: (o["created"], o["id"]))
+    def __init__(self, objects: Iterable[dict] = (), time_field: str = "created"):
+        self.time_field = time_field  # what a `created` filter reads (invoice items: `date`)
+        ordered = sorted(objects, key=lambda o: (o[time_field], o["id"]))
         self.records: List[Record] = [Record(o) for o in ordered]
         self.keys: List[Tuple[int, int]] = []
         for seq, rec in enumerate(self.records):
-            rec.key = (rec.obj["created"], seq)
+            rec.key = (rec.obj[time_field], seq)
             self.keys.append(rec.key)
         self.by_id: Dict[str, Record] = {r.obj["id"]: r for r in self.records}
         self._next_seq = len(self.records)
@@ -64,7 +65,7 @@ class Collection:
         if obj["id"] in self.by_id:
             raise ValueError(f"duplicate id {obj['id']}")
         rec = Record(obj)
-        key = rec.key = (obj["created"], self._next_seq)
+        key = rec.key = (obj[self.time_field], self._next_seq)
         self._next_seq += 1
         i = bisect.bisect_left(self.keys, key)
         self.keys.insert(i, key)

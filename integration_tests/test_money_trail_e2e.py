@@ -1,0 +1,162 @@
+"""The money-trail streams end to end through the CLI against the simulator: full refresh equals the simulator
+exactly; updates and deletions arrive with the next incremental sync; a key without a stream's permission fails
+that stream alone, naming the permission."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from integration_tests.connector_cli import configured_catalog, run_connector, simulator_config
+from integration_tests.stripe_simulator import StripeSimulator, keys
+from source_stripe_ontologie import SourceStripeOntologie
+
+FACTS = SourceStripeOntologie().facts
+SIX = ("customers", "charges", "subscriptions", "invoices", "products", "payouts")
+MONEY = [name for name in FACTS.names if name not in SIX and not FACTS.stream(name).filters.get("payout")]
+LAG = 2
+START_DATE = "2021-12-01T00:00:00Z"
+
+
+def resource_of(stream: str) -> str:
+    return FACTS.stream(stream).resource
+
+
+def expected_record(sim, stream: str, obj: dict) -> dict:
+    """The simulator's object as the stream emits it: sub-lists complete, a `created_from` stream's `created`."""
+    facts = FACTS.stream(stream)
+    obj = dict(obj)
+    for name in facts.sub_lists:
+        obj[name] = {**obj[name], "data": sim.sub_list_items(obj[name]["url"]), "has_more": False}
+    if facts.created_from:
+        obj["created"] = obj[facts.created_from]
+    return obj
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    with StripeSimulator(seed=11, size="small", preload=("test",)) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def full_sync(simulator):
+    run = run_connector("read", simulator_config(simulator.url, keys.TEST_KEY), configured_catalog(MONEY))
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+@pytest.mark.parametrize("stream", MONEY)
+def test_full_refresh_emits_every_object_exactly_as_stripe_sends_it(simulator, full_sync, stream):
+    expected = [expected_record(simulator, stream, o) for o in simulator.objects(resource_of(stream))]
+    records = full_sync.records(stream)
+
+    assert expected
+    assert Counter(r["id"] for r in records) == Counter(o["id"] for o in expected)
+    by_id = {r["id"]: r for r in records}
+    assert all(by_id[o["id"]] == o for o in expected)
+
+
+def test_sub_lists_beyond_ten_items_are_completed(full_sync):
+    for stream in ("credit_notes", "application_fees", "transfers"):
+        name = FACTS.stream(stream).sub_lists[0]
+        assert any(len(r[name]["data"]) > 10 and r[name]["has_more"] is False for r in full_sync.records(stream))
+
+
+def test_balance_transactions_of_every_kind_and_inactive_prices_and_pending_invoice_items_arrive(full_sync):
+    kinds = {r["type"] for r in full_sync.records("balance_transactions")}
+    assert {"charge", "refund", "adjustment", "application_fee", "transfer", "payout"} <= kinds
+    assert {r["active"] for r in full_sync.records("prices")} == {True, False}
+    assert any(r["invoice"] is None for r in full_sync.records("invoice_items"))
+
+
+def sync(sim, streams, state=None):
+    config = {"client_secret": keys.TEST_KEY, "api_base_url": sim.url, "start_date": START_DATE,
+              "read_lag_seconds": LAG, "max_requests_per_second": 10_000}
+    run = run_connector("read", config, configured_catalog(streams, sync_mode="incremental"), state)
+    assert run.returncode == 0, run.stderr[-2000:] + "\n".join(e["message"] for e in run.errors())
+    return run
+
+
+def newest_event_time(sim, object_id, field="id"):
+    return max(e["created"] for e in sim.events() if e["data"]["object"].get(field) == object_id)
+
+
+def test_updates_and_deletions_arrive_with_the_next_incremental_sync(stripe_simulator):
+    sim = stripe_simulator
+    streams = [s for s in MONEY if FACTS.stream(s).change_events]
+    initial = sync(sim, streams)
+    refund, other_refund = sim.objects("refunds")[:2]
+    dispute = sim.objects("disputes")[0]
+    intent = sim.objects("payment_intents")[0]
+    credit_note = sim.objects("credit_notes")[0]
+    item = sim.objects("invoiceitems")[0]
+    price, doomed_price = sim.objects("prices")[:2]
+    coupon, doomed_coupon = sim.objects("coupons")[:2]
+    fee = sim.objects("application_fees")[0]
+    transfer = sim.objects("transfers")[0]
+
+    sim.update("refunds", refund["id"], metadata={"note": "customer called"})  # refund.updated
+    sim.update("refunds", other_refund["id"], event_type="charge.refund.updated", status="failed")
+    sim.update("disputes", dispute["id"], status="under_review")  # charge.dispute.updated
+    sim.update("payment_intents", intent["id"], event_type="payment_intent.canceled", status="canceled")
+    sim.update("credit_notes", credit_note["id"], memo="Adjusted")  # credit_note.updated
+    sim.delete("invoiceitems", item["id"])  # invoiceitem.deleted
+    sim.update("prices", price["id"], nickname="Legacy")  # price.updated
+    sim.delete("prices", doomed_price["id"])
+    sim.update("coupons", coupon["id"], name="Renamed")
+    sim.delete("coupons", doomed_coupon["id"])
+    sim.update("application_fees", fee["id"], event_type="application_fee.refunded", amount_refunded=fee["amount"],
+               refunded=True)
+    sim.update("transfers", transfer["id"], description="Monthly settlement")  # transfer.updated
+    time.sleep(LAG + 1.2)
+
+    second = sync(sim, streams, state=initial.final_state())
+
+    changed = {"refunds": [refund["id"], other_refund["id"]], "disputes": [dispute["id"]],
+               "payment_intents": [intent["id"]], "credit_notes": [credit_note["id"]], "invoice_items": [item["id"]],
+               "prices": [price["id"], doomed_price["id"]], "coupons": [coupon["id"], doomed_coupon["id"]],
+               "application_fees": [fee["id"]], "transfers": [transfer["id"]]}
+    assert set(changed) == set(streams)
+    for stream in streams:
+        assert sorted(second.record_ids(stream)) == sorted(changed[stream]), stream
+    updates = {r["id"]: r for r in second.records() if not r.get("is_deleted")}
+    for stream, obj in (("refunds", refund), ("refunds", other_refund), ("disputes", dispute),
+                        ("payment_intents", intent), ("credit_notes", credit_note), ("prices", price),
+                        ("coupons", coupon), ("application_fees", fee), ("transfers", transfer)):
+        current = expected_record(sim, stream, sim.get(resource_of(stream), obj["id"]))
+        assert updates[obj["id"]] == {**current, "updated": newest_event_time(sim, obj["id"])}, stream
+    assert updates[other_refund["id"]]["status"] == "failed"
+    assert updates[intent["id"]]["status"] == "canceled"
+    deletions = {r["id"]: r for r in second.records() if r.get("is_deleted")}
+    assert deletions == {
+        item["id"]: {"id": item["id"], "object": "invoiceitem", "created": item["date"], "is_deleted": True,
+                     "updated": newest_event_time(sim, item["id"])},
+        doomed_price["id"]: {"id": doomed_price["id"], "object": "price", "created": doomed_price["created"],
+                             "is_deleted": True, "updated": newest_event_time(sim, doomed_price["id"])},
+        doomed_coupon["id"]: {"id": doomed_coupon["id"], "object": "coupon", "created": doomed_coupon["created"],
+                              "is_deleted": True, "updated": newest_event_time(sim, doomed_coupon["id"])},
+    }
+
+
+def test_a_key_without_one_streams_permission_fails_that_stream_alone_naming_it(stripe_simulator):
+    sim = stripe_simulator
+    readable = set(FACTS.stream(s).resource for s in FACTS.names) - {"disputes"}
+    key = "rk_test_51SimNoDisputesKey0000000000000000000000000000000000000000000000000000000000000000wxyz"
+    sim.add_key(key, mode="test", resources=readable | {"events"})
+    config = simulator_config(sim.url, key)
+
+    run = run_connector("read", config, configured_catalog(["refunds", "disputes", "transfers"]))
+
+    assert run.returncode != 0
+    assert sorted(run.record_ids("refunds")) == sorted(o["id"] for o in sim.objects("refunds"))
+    assert sorted(run.record_ids("transfers")) == sorted(o["id"] for o in sim.objects("transfers"))
+    assert run.stream_statuses("disputes")[-1] == "INCOMPLETE"
+    disputes_error = next(e for e in run.errors() if e["message"].startswith("disputes:"))
+    assert "403 Permission denied" in disputes_error["message"]
+    assert "grant Disputes: Read (rak_dispute_read), or do not select disputes" in disputes_error["message"]
+    assert key not in run.stdout + run.stderr
+    check = run_connector("check", config).connection_status()
+    assert check["status"] == "SUCCEEDED"
+    assert "disputes: grant Disputes: Read (rak_dispute_read)" in check["message"]
