@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from integration_tests.cli_sync import STREAMS, CliSync, repeated
+from integration_tests.connector_cli import SIX_STREAMS as STREAMS, Syncs, repeated
 from integration_tests.stripe_simulator import StripeSimulator
 from integration_tests.stripe_simulator.behaviour import Latency
 
@@ -18,7 +18,7 @@ DAY = 86_400
 
 @pytest.fixture
 def sync(stripe_simulator, tmp_path):
-    return CliSync(tmp_path, stripe_simulator.url, start_date=START_DATE, read_lag_seconds=LAG)
+    return Syncs(stripe_simulator.url, start_date=START_DATE, read_lag_seconds=LAG)
 
 
 def ids_of(sim, stream):
@@ -71,14 +71,14 @@ def test_syncs_with_objects_created_before_between_and_during_them_emit_each_exa
         assert sorted(set(every)) == ids_of(sim, stream), stream
         assert repeated(every) == [], stream
         assert fourth.ids(stream) == [], stream
-    assert {first.exit_code, second.exit_code, third.exit_code, fourth.exit_code} == {0}
+    assert {first.returncode, second.returncode, third.returncode, fourth.returncode} == {0}
 
 
 @pytest.mark.parametrize("lag, arrives", [(5, True), (0, False)], ids=["with-read-lag", "without-read-lag"])
 def test_object_created_in_the_second_a_sync_read_after_it_read_it(stripe_simulator, tmp_path, lag, arrives):
     """The peer's boundary bug: with the lag the late object arrives once; without it (the naive cursor) it is lost."""
     sim = stripe_simulator
-    sync = CliSync(tmp_path, sim.url, start_date=START_DATE)
+    sync = Syncs(sim.url, start_date=START_DATE)
     boundary = int(time.time())
     early = sim.create("charges", created=boundary)
 
@@ -95,13 +95,13 @@ def test_object_created_in_the_second_a_sync_read_after_it_read_it(stripe_simula
 
 def test_a_killed_sync_resumes_from_its_last_state_without_losing_or_repeating_finished_windows(tmp_path):
     with StripeSimulator(seed=7, size="small", latency=Latency(fixed_ms=15)) as sim:
-        sync = CliSync(tmp_path, sim.url, start_date=START_DATE, read_lag_seconds=LAG)
+        sync = Syncs(sim.url, start_date=START_DATE, read_lag_seconds=LAG)
         total = sum(len(sim.objects(stream)) for stream in STREAMS)
 
-        killed = sync.read(stop_when=lambda so_far: sum(map(len, so_far.records.values())) >= total // 2)
+        killed = sync.read(stop_when=lambda so_far: len(so_far.of_type("RECORD")) >= total // 2)
         resumed = sync.read(state=killed.next_state())
 
-        assert killed.exit_code != 0 and resumed.exit_code == 0
+        assert killed.returncode != 0 and resumed.returncode == 0
         assert any(killed.cursor(stream) for stream in STREAMS)  # it had checkpointed before it died
         for stream in STREAMS:
             every = killed.ids(stream) + resumed.ids(stream)
@@ -122,8 +122,8 @@ def test_a_window_failing_persistently_holds_its_stream_state_until_it_reads(str
     sim.faults.clear()
     third = sync.read(state=second.next_state())
 
-    assert first.exit_code != 0 and second.exit_code != 0 and third.exit_code == 0
-    assert first.errors and second.errors
+    assert first.returncode != 0 and second.returncode != 0 and third.returncode == 0
+    assert first.errors() and second.errors()
     assert first.cursor("charges") < failing_from and second.cursor("charges") < failing_from
     assert all(first.cursor(s) >= started - LAG for s in STREAMS if s != "charges")  # the other streams finished
     every = first.ids("charges") + second.ids("charges") + third.ids("charges")
@@ -150,7 +150,7 @@ def test_state_file_round_trips_and_the_next_sync_starts_one_second_after_it(str
         assert windows_read(sim, stream)[0][0] == first.cursor(stream) + 1
         assert second.ids(stream) == []
         assert second.cursor(stream) > first.cursor(stream)  # it advanced to the end of what it read
-    assert second.exit_code == 0
+    assert second.returncode == 0
 
 
 def test_lookback_re_sends_exactly_the_objects_of_its_days_before_the_state(stripe_simulator, sync):
@@ -177,9 +177,9 @@ def test_a_state_in_the_future_stops_the_sync_before_any_request(stripe_simulato
 
     result = sync.read(["charges"], state=state)
 
-    assert result.exit_code != 0
-    assert any(f"created={future}, which is in the future" in error for error in result.errors)
-    assert result.records["charges"] == []
+    assert result.returncode != 0
+    assert any(f"created={future}, which is in the future" in error["message"] for error in result.errors())
+    assert result.records("charges") == []
     assert sim.stats.total == 0
 
 

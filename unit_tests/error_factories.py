@@ -16,10 +16,6 @@ def stripe_error(message: str, code: Optional[str] = None, param: Optional[str] 
     return {"error": error}
 
 
-def invalid_key_body(key: str) -> dict[str, Any]:
-    return stripe_error(f"Invalid API Key provided: {key[:8]}********{key[-4:]}")
-
-
 def forbidden_body(key: str, resource: str) -> dict[str, Any]:
     """Stripe's 403 for a restricted key without Read on `resource` (a stream, or events), naming the permission."""
     facts = FACTS.stream(resource) or FACTS.events

@@ -8,7 +8,7 @@ import requests
 from airbyte_cdk.models import Status
 
 from source_stripe_ontologie import SourceStripeOntologie
-from unit_tests.error_factories import forbidden_body, invalid_key_body, stripe_error
+from unit_tests.error_factories import forbidden_body, stripe_error
 from unit_tests.factories import API, STREAMS, TEST_KEY, config, objects, paged_responder, path_of, query_of
 
 
@@ -35,18 +35,6 @@ def test_every_stream_and_the_events_list_are_probed_once_with_limit_1(requests_
     assert sorted(r.path for r in requests_mock.request_history) == sorted(path_of(s) for s in (*STREAMS, "events"))
     assert all(query_of(r)["limit"] == ["1"] for r in requests_mock.request_history)
     assert status.message.startswith("Using a test-mode restricted key: only test data is visible.")
-
-
-def test_a_rejected_key_fails_with_the_seed_wording_and_the_key_redacted(requests_mock):
-    _readable(requests_mock, *(s for s in STREAMS if s != "customers"))
-    requests_mock.get(f"{API}/v1/customers", status_code=401, json=invalid_key_body(TEST_KEY))
-
-    status = _check(config())
-
-    assert status.status == Status.FAILED
-    assert status.message.startswith("401 Invalid API Key: verify the restricted key (rk_test_...wxyz) is correct "
-                                     "and has not been revoked or rolled.")
-    assert TEST_KEY not in status.message
 
 
 def test_some_unreadable_streams_pass_the_check_naming_each_and_warning(requests_mock, caplog):

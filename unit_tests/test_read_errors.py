@@ -8,7 +8,7 @@ import pytest
 import requests
 from airbyte_cdk.models import AirbyteStreamStatus, FailureType, Level
 
-from unit_tests.error_factories import forbidden_body, invalid_key_body, stripe_error, vanished_cursor_body
+from unit_tests.error_factories import forbidden_body, stripe_error, vanished_cursor_body
 from unit_tests.factories import API, FACTS, STREAMS, TEST_KEY, config, objects, paged_responder, path_of, query_of
 
 FAST = {"retry_backoff_factor": 0.001}
@@ -95,20 +95,6 @@ def test_403_naming_another_permission_than_declared_names_stripes(requests_mock
     output = read_stripe(config(**FAST), "balance_transactions", expecting_exception=True)
 
     assert "grant rak_balance_transaction_source_read, or do not select balance_transactions." in _errors(output)[0].message
-
-
-def test_401_fails_with_the_seed_wording_and_the_key_redacted(requests_mock, read_stripe):
-    requests_mock.get(f"{API}/v1/customers", status_code=401, json=invalid_key_body(TEST_KEY))
-
-    output = read_stripe(config(**ONE_WINDOW), "customers", expecting_exception=True)
-
-    stream_error = _errors(output)[0]
-    assert stream_error.failure_type == FailureType.config_error
-    assert stream_error.message.startswith(
-        "customers: 401 Invalid API Key: verify the restricted key (rk_test_...wxyz) is correct and has not been "
-        "revoked or rolled.")
-    assert len(requests_mock.request_history) == 1
-    assert TEST_KEY not in _everything(output)
 
 
 def test_a_stream_that_finishes_empty_gets_one_warning_with_the_test_mode_hint(requests_mock, read_stripe):
