@@ -160,3 +160,50 @@ def test_a_key_without_one_streams_permission_fails_that_stream_alone_naming_it(
     check = run_connector("check", config).connection_status()
     assert check["status"] == "SUCCEEDED"
     assert "disputes: grant Disputes: Read (rak_dispute_read)" in check["message"]
+
+
+def stream_state(run, stream):
+    return next(s["stream"]["stream_state"] for s in run.final_state()
+                if s["stream"]["stream_descriptor"]["name"] == stream)
+
+
+def test_balance_transactions_that_settle_between_two_syncs_arrive_current_at_a_cost_bounded_by_the_pending_ones(
+        stripe_simulator):
+    sim, stream = stripe_simulator, "balance_transactions"
+    now = int(time.time())
+    older = sim.create("charges", created=now - 600, status="succeeded", amount_refunded=0, refunded=False,
+                       disputed=False)
+    newer = sim.create("charges", created=now - 300, status="succeeded", amount_refunded=0, refunded=False,
+                       disputed=False)
+    pending = {c["balance_transaction"] for c in (older, newer)}
+    assert {sim.get(stream, t)["status"] for t in pending} == {"pending"}
+    first = sync(sim, [stream])
+    assert {r["id"]: r["status"] for r in first.records(stream) if r["id"] in pending} == dict.fromkeys(
+        pending, "pending")
+    assert int(stream_state(first, stream)["unsettled_since"]) == older["created"]
+
+    sim.settle_balance(until=now + 10 * 86_400)  # Stripe makes them available; no event says so
+    latest = sim.create("charges", created=int(time.time()) - 30, status="succeeded", amount_refunded=0,
+                        refunded=False, disputed=False)
+    time.sleep(LAG + 1.2)
+    sim.reset_stats()
+    second = sync(sim, [stream], state=first.final_state())
+
+    arrived = {r["id"]: r for r in second.records(stream)}
+    assert {arrived[t]["status"] for t in pending} == {"available"}
+    for txn in sim.objects(stream):  # everything from the oldest pending one on, in its current state; nothing older
+        if txn["created"] >= older["created"]:
+            assert arrived[txn["id"]] == txn
+        else:
+            assert txn["id"] not in arrived
+    assert arrived[latest["balance_transaction"]]["status"] == "pending"
+    assert int(stream_state(second, stream)["unsettled_since"]) == latest["created"]
+    assert sim.stats.requests["/v1/balance_transactions"] <= 3
+
+    sim.settle_balance(until=now + 10 * 86_400)
+    time.sleep(LAG + 1.2)
+    third = sync(sim, [stream], state=second.final_state())
+
+    assert [r["id"] for r in third.records(stream)] == [latest["balance_transaction"]]
+    assert third.records(stream)[0]["status"] == "available"
+    assert "unsettled_since" not in stream_state(third, stream)

@@ -39,6 +39,7 @@ from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
 from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
 from source_stripe_ontologie.streams import BuiltPartitions, StripeStream
 from source_stripe_ontologie.sync_report import SyncReport
+from source_stripe_ontologie.unsettled import UnsettledRefresh
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 HISTORY_FLOOR = 1293840000  # 2011-01-01: older than any Stripe object (also the manifest's default start)
@@ -96,13 +97,15 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         built = super().streams(config)
         change_capture = ChangeCapture(factory, self.resolved_manifest, self.facts, self.config, self._usable_state,
                                        completer=self._sub_list_completer)
+        unsettled = UnsettledRefresh(factory, self.resolved_manifest, self.config, self._usable_state)
         windows_per_stream = self._windows_per_stream()
         wrapped: List[AbstractStream] = []
         for stream in built:
-            cursor = stream.cursor
+            windows = cursor = stream.cursor
             if isinstance(cursor, ConcurrentCursor):
                 FinishedWindowsStateConverter.install(cursor)
             partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream), cursor)
+            partitions, cursor = unsettled.wrap(self.facts.stream(stream.name), partitions, cursor, windows)
             wrapped.append(StripeStream(stream, StreamFairShare(partitions, windows_per_stream), cursor))
         return wrapped
 

@@ -104,3 +104,9 @@ def stream_state_message(stream: str, stream_state: dict) -> list:
     """A per-stream state message with any stream_state, including shapes StateBuilder would not build."""
     return [AirbyteStateMessage(type=AirbyteStateType.STREAM, stream=AirbyteStreamState(
         stream_descriptor=StreamDescriptor(name=stream), stream_state=stream_state))]
+
+
+def test_the_oldest_unsettled_objects_second_is_a_cursor_key_validated_like_the_others():
+    validate(stream_state_message("balance_transactions", {"created": "1718000000", "unsettled_since": "1717990000"}))
+    with pytest.raises(AirbyteTracedException, match="unsettled_since="):
+        validate(stream_state_message("balance_transactions", {"created": "1718000000", "unsettled_since": "soon"}))
