@@ -83,7 +83,7 @@ def test_check_probes_every_endpoint_and_events_at_once_with_limit_1():
 
         assert run.connection_status()["status"] == "SUCCEEDED"
         log = list(sim.stats.log)
-        resources = [FACTS.stream(s).resource for s in ALL_STREAMS]
+        resources = [FACTS.stream(s).probed_resource for s in ALL_STREAMS]
         assert sorted(entry["path"] for entry in log) == sorted(f"/v1/{r}" for r in (*resources, "events"))
         assert all(dict(entry["params"])["limit"] == "1" for entry in log)
         assert sim.stats.peak_in_flight == len(resources) + 1

@@ -14,7 +14,7 @@ from source_stripe_ontologie import SourceStripeOntologie
 
 FACTS = SourceStripeOntologie().facts
 SIX = ("customers", "charges", "subscriptions", "invoices", "products", "payouts")
-MONEY = [name for name in FACTS.names if name not in SIX and not FACTS.stream(name).filters.get("payout")]
+MONEY = [name for name in FACTS.names if name not in SIX and not FACTS.stream(name).children_of]
 LAG = 2
 START_DATE = "2021-12-01T00:00:00Z"
 
@@ -207,3 +207,54 @@ def test_balance_transactions_that_settle_between_two_syncs_arrive_current_at_a_
     assert [r["id"] for r in third.records(stream)] == [latest["balance_transaction"]]
     assert third.records(stream)[0]["status"] == "available"
     assert "unsettled_since" not in stream_state(third, stream)
+
+
+# ---- payouts reconcile from the records alone ------------------------------------------------------------------
+RECONCILED = "payout_balance_transactions"
+
+
+def test_every_reconciled_automatic_payout_arrives_with_its_transactions_and_adds_up_from_the_records(simulator):
+    run = run_connector("read", simulator_config(simulator.url, keys.TEST_KEY), configured_catalog([RECONCILED,
+                                                                                                    "payouts"]))
+    assert run.returncode == 0, run.stderr[-3000:]
+    payouts = {p["id"]: p for p in run.records("payouts")}
+    by_payout = {}
+    for record in run.records(RECONCILED):
+        by_payout.setdefault(record["payout"], []).append(record)
+
+    reconciled = {p["id"] for p in payouts.values() if p["automatic"] and p["reconciliation_status"] == "completed"}
+    assert reconciled and set(by_payout) == reconciled
+    for payout_id, records in by_payout.items():
+        payout = payouts[payout_id]
+        # Sign convention (Stripe's reconciliation guide): the payout's own `payout` transaction is -amount; the
+        # nets of the other transactions add up to the payout's amount, so the whole list adds up to 0.
+        assert sum(r["net"] for r in records if r["type"] != "payout") == payout["amount"], payout_id
+        assert sum(r["net"] for r in records) == 0
+        assert [r["source"] for r in records if r["type"] == "payout"] == [payout_id]
+        assert {r["currency"] for r in records} == {payout["currency"]}
+        transactions = {t["id"]: t for t in simulator.objects("balance_transactions")}
+        assert all({k: v for k, v in r.items() if k != "payout"} == transactions[r["id"]] for r in records)
+    manual = sum(1 for p in payouts.values() if not p["automatic"])
+    assert manual
+    infos = [line for line in run.logs("INFO") if line.startswith(f"{RECONCILED}: skipped")]
+    assert len(infos) == 1 and infos[0].startswith(f"{RECONCILED}: skipped {manual} payouts with automatic=False")
+
+
+def test_a_payout_that_completes_reconciliation_between_two_syncs_brings_its_transactions(stripe_simulator):
+    sim = stripe_simulator
+    now = int(time.time())
+    charge = sim.create("charges", created=now - 4 * 86_400, status="succeeded", currency="chf", amount_refunded=0,
+                        refunded=False, disputed=False)
+    payout = sim.create("payouts", created=now - 60, status="in_transit", automatic=True, currency="chf")
+    assert payout["reconciliation_status"] == "in_progress"
+    first = sync(sim, [RECONCILED])
+    assert payout["id"] not in {r["payout"] for r in first.records(RECONCILED)}
+
+    sim.update("payouts", payout["id"], status="paid")  # payout.paid, then payout.reconciliation_completed
+    time.sleep(LAG + 1.2)
+    second = sync(sim, [RECONCILED], state=first.final_state())
+
+    records = second.records(RECONCILED)
+    assert sorted(r["id"] for r in records) == sorted([charge["balance_transaction"], payout["balance_transaction"]])
+    assert {r["payout"] for r in records} == {payout["id"]}
+    assert sum(r["net"] for r in records if r["type"] != "payout") == sim.get("payouts", payout["id"])["amount"]

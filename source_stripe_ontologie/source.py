@@ -27,6 +27,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_stripe_ontologie import cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
 from source_stripe_ontologie.check import ReadAccessProbe
+from source_stripe_ontologie.children import ChildrenExpansion
 from source_stripe_ontologie.components import SubListCompleter
 from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.error_messages import invalid_config
@@ -98,6 +99,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         change_capture = ChangeCapture(factory, self.resolved_manifest, self.facts, self.config, self._usable_state,
                                        completer=self._sub_list_completer)
         unsettled = UnsettledRefresh(factory, self.resolved_manifest, self.config, self._usable_state)
+        children = ChildrenExpansion(factory, self.resolved_manifest, self.config)
         windows_per_stream = self._windows_per_stream()
         wrapped: List[AbstractStream] = []
         for stream in built:
@@ -106,6 +108,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
                 FinishedWindowsStateConverter.install(cursor)
             partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream), cursor)
             partitions, cursor = unsettled.wrap(self.facts.stream(stream.name), partitions, cursor, windows)
+            partitions, cursor = children.wrap(self.facts.stream(stream.name), partitions, cursor)
             wrapped.append(StripeStream(stream, StreamFairShare(partitions, windows_per_stream), cursor))
         return wrapped
 

@@ -18,9 +18,9 @@ STREAMS = FACTS.names
 
 
 def path_of(stream: str) -> str:
-    """`/v1/<resource>` a stream (or `events`) lists."""
+    """`/v1/<resource>` a stream's records (or `events`) are listed at; what `check` probes."""
     facts = FACTS.stream(stream) or FACTS.events
-    return f"/v1/{facts.resource}"
+    return f"/v1/{facts.probed_resource}"
 
 _ids = itertools.count(1)
 
