@@ -294,20 +294,22 @@ class MoneyTrail:
         }
 
     # ---- payouts ------------------------------------------------------------------------------------------
-    def pay_out(self, payout: dict, currency: Optional[str] = None) -> None:
+    def pay_out(self, payout: dict, currency: Optional[str] = None,
+                balance: Optional["UnpaidBalance"] = None) -> None:
         """Gives a payout its balance transaction(s); an automatic one pays the available, unpaid balance of
-        `currency`, by default the currency with the most of it (or becomes manual when nothing is available)."""
+        `currency`, by default the currency with the most of it (or becomes manual when nothing is available).
+        `balance` is that balance when the caller keeps it (the bulk build); else it is gathered here."""
         if payout["automatic"] and payout["status"] in ("paid", "pending", "in_transit"):
-            due: Dict[str, List[dict]] = {}
-            for txn in self.objects["balance_transactions"]:
-                if (txn["id"] not in self.paid_out and txn["type"] != "payout" and txn["status"] == "available"
-                        and txn["available_on"] <= payout["created"] and txn["created"] <= payout["created"]):
-                    due.setdefault(txn["currency"], []).append(txn)
-            sums = {c: sum(t["net"] for t in txns) for c, txns in due.items() if currency in (None, c)}
-            best = max(sums, key=lambda c: (sums[c], c), default=None)
-            if best is not None and sums[best] > 0:
-                payout["currency"], payout["amount"] = best, sums[best]
-                ids = [t["id"] for t in due[best]]
+            if balance is None:
+                balance = UnpaidBalance()
+                for txn in self.objects["balance_transactions"]:
+                    if txn["id"] not in self.paid_out and txn["available_on"] <= payout["created"]:
+                        balance.add(txn)
+            best = balance.best(currency)
+            if best is not None:
+                paid = balance.take(best)
+                payout["currency"], payout["amount"] = best, sum(t["net"] for t in paid)
+                ids = [t["id"] for t in paid]
                 self.paid_out.update(ids)
                 own = self._payout_transaction(payout)
                 self.payout_transactions[payout["id"]] = ids + [own["id"]]
@@ -327,6 +329,30 @@ class MoneyTrail:
         return self.transaction(payout["balance_transaction"], payout["created"], -payout["amount"],
                                 payout["currency"], "payout", "payout", payout["id"], available=payout["created"],
                                 description="STRIPE PAYOUT")
+
+
+class UnpaidBalance:
+    """The available balance no payout has paid yet, per currency, with running sums (a large dataset has tens of
+    thousands of payouts and transactions)."""
+
+    def __init__(self) -> None:
+        self._transactions: Dict[str, List[dict]] = {}
+        self._sums: Dict[str, int] = {}
+
+    def add(self, txn: dict) -> None:
+        if txn["type"] == "payout" or txn["status"] != "available":
+            return
+        self._transactions.setdefault(txn["currency"], []).append(txn)
+        self._sums[txn["currency"]] = self._sums.get(txn["currency"], 0) + txn["net"]
+
+    def best(self, currency: Optional[str] = None) -> Optional[str]:
+        """`currency`, or the currency with the largest positive balance; None when it is not positive."""
+        sums = {c: v for c, v in self._sums.items() if currency in (None, c) and v > 0}
+        return max(sums, key=lambda c: (sums[c], c), default=None)
+
+    def take(self, currency: str) -> List[dict]:
+        self._sums.pop(currency, None)
+        return self._transactions.pop(currency, [])
 
 
 def build(dataset, clock: Callable[[], float]) -> MoneyTrail:
@@ -364,8 +390,14 @@ def build(dataset, clock: Callable[[], float]) -> MoneyTrail:
     first = min((c["created"] for c in dataset.objects["customers"]), default=1640995200)
     for k in range(max(3, len(dataset.objects["customers"]) // 8)):
         trail.objects["coupons"].append(trail.coupon(first + k * 7 * DAY + trail.rng.randint(0, DAY)))
+    balance = UnpaidBalance()
+    due = sorted(trail.objects["balance_transactions"], key=lambda t: (t["available_on"], t["created"], t["id"]))
+    next_due = 0
     for payout in sorted(dataset.objects["payouts"], key=lambda p: (p["created"], p["id"])):
-        trail.pay_out(payout)
+        while next_due < len(due) and due[next_due]["available_on"] <= payout["created"]:
+            balance.add(due[next_due])
+            next_due += 1
+        trail.pay_out(payout, balance=balance)
     return trail
 
 
