@@ -10,15 +10,16 @@ USER root
 WORKDIR /airbyte/integration_code
 
 # manifest.yaml sits at the repo root; pyproject.toml force-includes it into the wheel.
-COPY pyproject.toml README.md manifest.yaml ./
+# constraints.txt pins every dependency at the version CI tested (`make lock` writes it).
+COPY pyproject.toml README.md manifest.yaml constraints.txt ./
 COPY source_stripe_ontologie ./source_stripe_ontologie
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir -c constraints.txt . \
  && chown -R airbyte:airbyte /airbyte/integration_code
 
 ENV AIRBYTE_ENTRYPOINT="source-stripe-ontologie"
 ENTRYPOINT ["source-stripe-ontologie"]
 
 LABEL io.airbyte.name=ontologie/source-stripe-ontologie
-LABEL io.airbyte.version=0.1.0
+LABEL io.airbyte.version=0.2.0
 
 USER airbyte

@@ -31,7 +31,7 @@ STREAMS = tuple(SourceStripeOntologie().facts.names)  # every stream the manifes
 SIX_STREAMS = ("customers", "charges", "subscriptions", "invoices", "products", "payouts")
 # Functional tests run the simulator without rate limits, so they lift the connector's pacing with the knob for
 # accounts with raised limits. The benchmark, the demo and the pacing tests keep the default (what users get).
-UNPACED = {"max_requests_per_second": 10_000}
+UNPACED = {"max_requests_per_second": 10_000, "max_requests_per_endpoint_per_second": 10_000}
 
 
 def simulator_config(url: str, key: str, **overrides: Any) -> dict:

@@ -72,7 +72,7 @@ def test_the_second_sync_emits_exactly_the_changed_objects_with_new_values_and_t
         if stream == "invoices":
             current["lines"]["data"] = sim.invoice_lines(object_id)
             current["lines"]["has_more"] = False
-        assert updates[object_id] == {**current, "updated": newest_event_time(sim, object_id)}, stream
+        assert updates[object_id] == {**current, "changed_at": newest_event_time(sim, object_id)}, stream
     assert updates[subscription["id"]]["status"] == "active"
     assert updates[payout["id"]]["status"] == "paid"
     assert updates[customer["id"]]["email"] == "new@example.com"
@@ -82,9 +82,9 @@ def test_the_second_sync_emits_exactly_the_changed_objects_with_new_values_and_t
     deletions = {r["id"]: r for r in second.records() if r.get("is_deleted")}
     assert deletions == {
         doomed_customer["id"]: {"id": doomed_customer["id"], "object": "customer", "created": doomed_customer["created"],
-                                "is_deleted": True, "updated": newest_event_time(sim, doomed_customer["id"])},
+                                "is_deleted": True, "changed_at": newest_event_time(sim, doomed_customer["id"])},
         product["id"]: {"id": product["id"], "object": "product", "created": product["created"], "is_deleted": True,
-                        "updated": newest_event_time(sim, product["id"])},
+                        "changed_at": newest_event_time(sim, product["id"])},
     }
 
 
@@ -99,7 +99,7 @@ def test_a_canceled_subscription_arrives_as_an_update_with_status_canceled(strip
 
     assert [e["type"] for e in sim.events()] == ["customer.subscription.deleted"]
     assert second.records("subscriptions") == [
-        {**sim.get("subscriptions", subscription["id"]), "updated": newest_event_time(sim, subscription["id"])}]
+        {**sim.get("subscriptions", subscription["id"]), "changed_at": newest_event_time(sim, subscription["id"])}]
     assert second.records("subscriptions")[0]["status"] == "canceled"
 
 

@@ -74,9 +74,10 @@ def test_syncs_with_objects_created_before_between_and_during_them_emit_each_exa
     assert {first.returncode, second.returncode, third.returncode, fourth.returncode} == {0}
 
 
-@pytest.mark.parametrize("lag, arrives", [(5, True), (0, False)], ids=["with-read-lag", "without-read-lag"])
+@pytest.mark.parametrize("lag, arrives", [(5, True)], ids=["with-read-lag"])
 def test_object_created_in_the_second_a_sync_read_after_it_read_it(stripe_simulator, tmp_path, lag, arrives):
-    """The peer's boundary bug: with the lag the late object arrives once; without it (the naive cursor) it is lost."""
+    """The peer's boundary bug: with the lag the late object arrives once. Without it (the naive cursor) it was
+    lost: the spec now refuses a lag below 2 s (next test)."""
     sim = stripe_simulator
     sync = Syncs(sim.url, start_date=START_DATE)
     boundary = int(time.time())
@@ -191,3 +192,16 @@ def test_full_refresh_reads_every_object_once_even_when_handed_a_state(stripe_si
 
     for stream in STREAMS:
         assert sorted(full.ids(stream)) == ids_of(sim, stream), stream
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+def test_a_read_lag_that_would_reopen_the_boundary_race_is_refused_before_any_request(stripe_simulator, lag):
+    from integration_tests.connector_cli import configured_catalog, run_connector, simulator_config
+    from integration_tests.stripe_simulator import keys
+
+    config = simulator_config(stripe_simulator.url, keys.TEST_KEY, start_date=START_DATE, read_lag_seconds=lag)
+    run = run_connector("read", config, configured_catalog(["charges"], sync_mode="incremental"), timeout=60)
+
+    assert run.returncode != 0
+    assert f"{lag} is less than the minimum of 2" in run.stdout
+    assert stripe_simulator.stats.total == 0

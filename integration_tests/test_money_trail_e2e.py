@@ -126,17 +126,17 @@ def test_updates_and_deletions_arrive_with_the_next_incremental_sync(stripe_simu
                         ("payment_intents", intent), ("credit_notes", credit_note), ("prices", price),
                         ("coupons", coupon), ("application_fees", fee), ("transfers", transfer)):
         current = expected_record(sim, stream, sim.get(resource_of(stream), obj["id"]))
-        assert updates[obj["id"]] == {**current, "updated": newest_event_time(sim, obj["id"])}, stream
+        assert updates[obj["id"]] == {**current, "changed_at": newest_event_time(sim, obj["id"])}, stream
     assert updates[other_refund["id"]]["status"] == "failed"
     assert updates[intent["id"]]["status"] == "canceled"
     deletions = {r["id"]: r for r in second.records() if r.get("is_deleted")}
     assert deletions == {
         item["id"]: {"id": item["id"], "object": "invoiceitem", "created": item["date"], "is_deleted": True,
-                     "updated": newest_event_time(sim, item["id"])},
+                     "changed_at": newest_event_time(sim, item["id"])},
         doomed_price["id"]: {"id": doomed_price["id"], "object": "price", "created": doomed_price["created"],
-                             "is_deleted": True, "updated": newest_event_time(sim, doomed_price["id"])},
+                             "is_deleted": True, "changed_at": newest_event_time(sim, doomed_price["id"])},
         doomed_coupon["id"]: {"id": doomed_coupon["id"], "object": "coupon", "created": doomed_coupon["created"],
-                              "is_deleted": True, "updated": newest_event_time(sim, doomed_coupon["id"])},
+                              "is_deleted": True, "changed_at": newest_event_time(sim, doomed_coupon["id"])},
     }
 
 

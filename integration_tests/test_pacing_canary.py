@@ -14,7 +14,7 @@ from airbyte_cdk.test.entrypoint_wrapper import read
 from integration_tests.connector_cli import STREAMS, simulator_config
 from integration_tests.stripe_simulator import keys
 from source_stripe_ontologie import SourceStripeOntologie
-from unit_tests.conftest import catalog
+from unit_tests.reads import catalog
 
 
 def sync(sim, state=None):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from integration_tests.stripe_simulator import Dataset, Latency, RateLimits, StripeSimulator, keys
+from integration_tests.stripe_simulator import Dataset, Latency, RateLimits, keys
 from integration_tests.stripe_simulator.spec import schema_validator
 
 REPO = Path(__file__).resolve().parents[1]

@@ -25,6 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated_files import write_or_check  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = REPO.parent / "shared" / "stripe-openapi" / "spec3.json"
 SCHEMA_DIR = REPO / "source_stripe_ontologie" / "schemas"
@@ -64,17 +67,21 @@ def stream_fields(stream: str) -> dict[str, Any]:
 
 # Fields the connector itself adds to every record (issue: updates and deletions through events).
 CONNECTOR_FIELDS: dict[str, Any] = {
-    "updated": {
+    # Names no Stripe component of spec3.json has as a property (a test checks it), so that the connector's fields
+    # never overwrite Stripe's: products, for one, have Stripe's own `updated`.
+    "changed_at": {
         "type": ["null", "integer"],
-        "description": "Added by the connector: epoch seconds of the newest Stripe event that changed this object, on "
-        "records emitted because of that event (incremental syncs after the first read /v1/events); absent on "
-        "records read by their `created` window.",
+        "description": "Added by the connector (not a Stripe field): epoch seconds of the Stripe event that made "
+        "this record be emitted (a deletion when the object was deleted, else the object's newest event), on records "
+        "emitted because of events (incremental syncs after the first read /v1/events); absent on records read by "
+        "their `created` window. Stripe's own fields, such as a product's `updated`, are left as Stripe sent them.",
     },
     "is_deleted": {
         "type": ["null", "boolean"],
-        "description": "Added by the connector: true on the record of an object Stripe deleted (customer.deleted, "
-        "product.deleted, invoice.deleted events); such a record carries only `id`, `object`, `created`, "
-        "`is_deleted` and `updated`. A canceled subscription is not deleted: it arrives with status canceled.",
+        "description": "Added by the connector (not a Stripe field): true on the record of an object Stripe deleted "
+        "(customer.deleted, product.deleted, invoice.deleted events, or an object found gone when re-fetched after an "
+        "event); such a record carries only `id`, `object`, `created` (null when no event carried it), `is_deleted` "
+        "and `changed_at`. A canceled subscription is not deleted: it arrives with status canceled.",
     },
 }
 
@@ -188,22 +195,13 @@ def render_all(spec_path: Path) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", type=Path, default=Path(os.environ.get("STRIPE_OPENAPI_SPEC", DEFAULT_SPEC)))
+    parser.add_argument("--spec", type=Path, default=Path(os.environ.get("STRIPE_OPENAPI_SPEC") or DEFAULT_SPEC))
     parser.add_argument("--out", type=Path, default=SCHEMA_DIR)
     parser.add_argument("--check", action="store_true", help="report drift instead of writing")
     args = parser.parse_args(argv)
 
     rendered = render_all(args.spec)
-    if args.check:
-        stale = [name for name, text in rendered.items() if not (args.out / name).exists() or (args.out / name).read_text() != text]
-        for name in stale:
-            print(f"schema out of date: {args.out / name} (run scripts/generate_schemas.py)", file=sys.stderr)
-        return 1 if stale else 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in rendered.items():
-        (args.out / name).write_text(text)
-        print(f"wrote {args.out / name} ({len(text):,} bytes)")
-    return 0
+    return write_or_check(rendered, args.out, args.check, "scripts/generate_schemas.py")
 
 
 if __name__ == "__main__":

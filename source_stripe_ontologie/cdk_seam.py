@@ -27,6 +27,13 @@ every request unpaced without a word):
 6. `ManifestComponentTransformer` (an internal step of the manifest parser): gives a requester definition copied
    from `definitions` the `$parameters` of the stream it serves (its name, resource and permission, so its errors
    name them), as the parser does for the manifest's own components.
+7. `ConcurrentCursor._lock` (held), and `ConcurrentCursor.start` / `_concurrent_state` / `_get_concurrent_state`
+   (reset): change capture emits the state from the partition-generator thread while the main thread closes
+   windows, so it takes the cursor's own lock; and a stream whose events cursor is found past Stripe's retention
+   when its events are listed restarts its windows from the start, as without a saved state.
+8. `DefaultStream._stream_partition_generator._partition_factory._retriever.pagination_tracker_factory`
+   (replaced): how many times a window may be re-read after its page cursor vanished. The manifest's
+   `pagination_reset` has no setting for it, and the CDK's own tracker allows one re-read.
 """
 from __future__ import annotations
 
@@ -124,3 +131,27 @@ def build_requester(factory: Any, definition: Mapping[str, Any], parameters: Map
     definition["$parameters"] = dict(parameters)
     definition = ManifestComponentTransformer().propagate_types_and_parameters("", definition, {})
     return factory.create_component(HttpRequesterModel, definition, config, name=name)
+
+
+# 7. --------------------------------------------------------------------------------------------------------------
+def cursor_lock(cursor: ConcurrentCursor) -> Any:
+    """The lock the cursor holds while it changes its state."""
+    return cursor._lock
+
+
+def restart_from_start(cursor: ConcurrentCursor) -> None:
+    """Make the cursor's windows start where they start without a saved state (start_date, or history start)."""
+    with cursor._lock:
+        cursor.start, cursor._concurrent_state = cursor._get_concurrent_state({})
+
+
+# 8. --------------------------------------------------------------------------------------------------------------
+def set_pagination_tracker(stream: Any, tracker_factory: Callable[[], Any]) -> bool:
+    """Give the retriever of a stream the CDK built from the manifest a new pagination tracker per window; False when
+    the stream has no such retriever (nothing was changed)."""
+    factory = getattr(getattr(stream, "_stream_partition_generator", None), "_partition_factory", None)
+    retriever = getattr(factory, "_retriever", None)
+    if retriever is None or not hasattr(retriever, "pagination_tracker_factory"):
+        return False
+    retriever.pagination_tracker_factory = tracker_factory
+    return True

@@ -11,11 +11,16 @@ from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Tuple
 
 import orjson
 import requests
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import PaginationStrategy
 from airbyte_cdk.sources.streams.call_rate import APIBudget
+from airbyte_cdk.sources.streams.http.error_handlers import HttpStatusErrorHandler
+from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import DEFAULT_ERROR_MAPPING
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.streams.http.http_client import HttpClient
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 logger = logging.getLogger("airbyte")
 
@@ -51,13 +56,12 @@ class StripeListExtractor(RecordExtractor):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         sub_lists = tuple((parameters or {}).get("sub_lists") or ())
-        self.completer = SubListCompleter(self.config, sub_lists, self.api_budget) if sub_lists else None
+        stream = str((parameters or {}).get("name") or "")
+        self.completer = SubListCompleter(self.config, sub_lists, self.api_budget, stream) if sub_lists else None
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
         records = list_page(response).get("data") or []
-        if self.completer is not None:
-            self.completer.complete_all(records)
-        return records
+        return self.completer.complete_all(records) if self.completer is not None else records
 
 
 def list_page(response: requests.Response) -> Mapping[str, Any]:
@@ -104,45 +108,96 @@ class SubListCompleter:
     (same retries and rate budget as the streams) and merged: `data` holds every item, `has_more` is false. The
     records of a page are completed in parallel (`parallel_records`): one after another, each costing a round trip,
     they held the invoices stream to ~3 requests/s and made it the tail of every sync.
+
+    A record can be deleted (a draft invoice) between its list page and its sub-list: Stripe answers 404, the
+    record is gone, and it is left out of the page (its deletion event brings the tombstone) instead of failing the
+    whole stream. An item the next page started after can vanish (400 `resource_missing` on `starting_after`): the
+    sub-list is listed again from the first, at most MAX_RELISTS times.
     """
 
     def __init__(self, config: Mapping[str, Any], sub_lists: Tuple[str, ...], api_budget: Optional[APIBudget],
-                 page_size: int = 100, parallel_records: int = 8) -> None:
+                 stream: str = "", page_size: int = 100, parallel_records: int = 8) -> None:
         self._config = config
         self._sub_lists = sub_lists
+        self._stream = stream
         self._page_size = page_size
-        self._http = HttpClient(name="sub_lists", logger=logger, api_budget=api_budget)
+        # 400 and 404 come back as responses, so that a gone record or a vanished cursor can be told apart from a
+        # real failure; everything else keeps the CDK's default handling.
+        handler = HttpStatusErrorHandler(logger, error_mapping={
+            **DEFAULT_ERROR_MAPPING, 400: ErrorResolution(ResponseAction.IGNORE),
+            404: ErrorResolution(ResponseAction.IGNORE)})
+        self._http = HttpClient(name="sub_lists", logger=logger, api_budget=api_budget, error_handler=handler)
         self._pool = ThreadPoolExecutor(max_workers=parallel_records, thread_name_prefix="sub-lists")
 
-    def complete_all(self, records: List[MutableMapping[str, Any]]) -> None:
+    def complete_all(self, records: List[MutableMapping[str, Any]]) -> List[MutableMapping[str, Any]]:
+        """The page's records with complete sub-lists, without those deleted while their sub-lists were read."""
         incomplete = [r for r in records if any((r.get(name) or {}).get("has_more") for name in self._sub_lists)]
-        list(self._pool.map(self.complete, incomplete))  # re-raises the first failure, like a serial loop
+        completed = list(self._pool.map(self.complete, incomplete))  # re-raises the first failure
+        gone = {record["id"] for record, done in zip(incomplete, completed) if done is None}
+        return [record for record in records if record["id"] not in gone] if gone else records
 
-    def complete(self, record: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        """One record with all of its sub-lists (a listed one, or one re-fetched by id after an event)."""
+    def complete(self, record: MutableMapping[str, Any]) -> Optional[MutableMapping[str, Any]]:
+        """One record with all of its sub-lists (a listed one, or one re-fetched by id after an event); None when
+        the record was deleted before its sub-lists could be read."""
         for name in self._sub_lists:
             embedded = record.get(name)
             if embedded and embedded.get("has_more"):
-                embedded["data"] = embedded["data"] + self._remaining(embedded["url"], embedded["data"])
+                remaining = self._remaining(embedded["url"], embedded["data"])
+                if remaining is None:
+                    logger.info(f"{self._stream}: {record.get('object')} {record['id']} was deleted while its {name} "
+                                f"were read; it is left out, and its deletion event brings its tombstone to an "
+                                f"incremental sync.")
+                    return None
+                first_ids = {item["id"] for item in embedded["data"]}
+                embedded["data"] = embedded["data"] + [item for item in remaining if item["id"] not in first_ids]
                 embedded["has_more"] = False
         return record
 
-    def _remaining(self, path: str, first_items: List[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    def _remaining(self, path: str, first_items: List[Mapping[str, Any]]) -> Optional[List[Mapping[str, Any]]]:
+        """The items after the embedded ones (all of them after a re-listing); None when the record is gone."""
         url = f"{api_base(self._config)}{path}"
         headers = stripe_headers(self._config)
         fetched: List[Mapping[str, Any]] = []
         cursor = first_items[-1]["id"] if first_items else None
+        relists = 0
         while True:
             params = {"limit": str(self._page_size)}
             if cursor:
                 params["starting_after"] = cursor
             _, page = self._http.send_request("GET", url, request_kwargs={}, headers=headers, params=params)
+            if page.status_code == 404:
+                return None
+            if page.status_code == 400:
+                if not _vanished_cursor(page) or relists >= MAX_RELISTS:
+                    raise self._failure(path, page, relists)
+                relists += 1
+                fetched, cursor = [], None  # list every item again; the embedded ones are dropped by id
+                continue
             body = orjson.loads(page.content)
             fetched.extend(body["data"])
             if not body.get("has_more") or not body["data"]:
                 return fetched
             cursor = body["data"][-1]["id"]
 
+    def _failure(self, path: str, response: requests.Response, relists: int) -> AirbyteTracedException:
+        if relists:
+            message = (f"{self._stream}: {path} was listed again {relists} times because the item a page started "
+                       f"after kept vanishing (the object is being edited): run the sync again.")
+        else:
+            message = f"{self._stream}: Stripe answered HTTP 400 to GET {path}: {response.text[:300]}"
+        return AirbyteTracedException(message=message, internal_message=message,
+                                      failure_type=FailureType.system_error)
+
+
+MAX_RELISTS = 3
+
+
+def _vanished_cursor(response: requests.Response) -> bool:
+    try:
+        error = (orjson.loads(response.content) or {}).get("error") or {}
+    except orjson.JSONDecodeError:
+        return False
+    return error.get("code") == "resource_missing" and error.get("param") == "starting_after"
 
 @dataclass
 class CreatedFromField(RecordTransformation):

@@ -70,11 +70,17 @@ class StripeErrorHandler(DefaultErrorHandler):
             message = say.transient_failure(self._stream, describe_transient(response_or_exception))
             return ErrorResolution(action, FailureType.transient_error, message)
         if action == ResponseAction.RESET_PAGINATION:
-            logger.warning(
-                f"{self._stream}: the object this page started after was deleted during the sync "
-                f"(Stripe: resource_missing on starting_after). Re-reading this window from its newest object; "
-                f"records already sent are skipped."
-            )
+            if self._resource == "events":  # EventLister lists the events again from the newest
+                logger.warning(
+                    f"{self._stream}: the event this page of /v1/events started after vanished while it was listed "
+                    f"(Stripe: resource_missing on starting_after). Listing the events again from the newest; each "
+                    f"changed object is still emitted once.")
+            else:
+                logger.warning(
+                    f"{self._stream}: the object this page started after was deleted during the sync "
+                    f"(Stripe: resource_missing on starting_after). Re-reading this window from its newest object; "
+                    f"records already sent are skipped."
+                )
         return resolution
 
     def _failure_message(self, response_or_exception: Any, resolution: ErrorResolution) -> str:

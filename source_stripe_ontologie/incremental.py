@@ -3,7 +3,7 @@
 The manifest's `incremental_cursor` walks the windows. A stream's state is
 `{"created": "<epoch seconds>", "events_created": "<epoch seconds>"}`. `created` is the end of the unbroken run of
 finished windows, i.e. every object created up to that second has been emitted; the next sync reads from one
-second after it. `events_created` is the events cursor (source_stripe_ontologie.events): every change Stripe
+second after it. `events_created` is the events cursor (source_stripe_ontologie.change_capture): every change Stripe
 recorded up to that second has been emitted.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 logger = logging.getLogger("airbyte")
 
 CURSOR_FIELD = "created"
-EVENTS_CURSOR_FIELD = "events_created"  # written by source_stripe_ontologie.events
+EVENTS_CURSOR_FIELD = "events_created"  # written by source_stripe_ontologie.change_capture
 UNSETTLED_CURSOR_FIELD = "unsettled_since"  # written by source_stripe_ontologie.unsettled
 CURSOR_KEYS = (CURSOR_FIELD, EVENTS_CURSOR_FIELD, UNSETTLED_CURSOR_FIELD)
 # What the CDK writes for a stream read in full_refresh mode: no cursor, so the next incremental read starts

@@ -33,12 +33,18 @@ class RateLimits:
     per_endpoint: float = ENDPOINT_REQUESTS_PER_SECOND
 
     @classmethod
-    def for_mode(cls, live: bool, override: Optional[float] = None) -> "RateLimits":
-        """The paced rates for a key: Stripe's limits with headroom, or the user's `max_requests_per_second`."""
-        if override:  # the user's figure, split like Stripe's defaults: an endpoint gets a quarter of the account
-            return cls(per_account=float(override), per_endpoint=float(override) / 4)
-        account = LIVE_REQUESTS_PER_SECOND if live else TEST_REQUESTS_PER_SECOND
-        return cls(per_account=account * HEADROOM, per_endpoint=ENDPOINT_REQUESTS_PER_SECOND * HEADROOM)
+    def for_mode(cls, live: bool, override: Optional[float] = None,
+                 endpoint_override: Optional[float] = None) -> "RateLimits":
+        """The paced rates for a key, each with HEADROOM under its limit.
+
+        Account: the user's `max_requests_per_second`, else Stripe's limit for the key's mode. Endpoint: the user's
+        `max_requests_per_endpoint_per_second`, else Stripe's 25/s, and never more than the account. Stripe's
+        per-endpoint limit does not shrink with the account's (in test mode both are 25), so it is not a fraction
+        of the account's; a user's figure is a limit like Stripe's, so it gets the same headroom.
+        """
+        account = float(override) if override else LIVE_REQUESTS_PER_SECOND if live else TEST_REQUESTS_PER_SECOND
+        endpoint = min(float(endpoint_override) if endpoint_override else ENDPOINT_REQUESTS_PER_SECOND, account)
+        return cls(per_account=account * HEADROOM, per_endpoint=endpoint * HEADROOM)
 
 
 class StripeRateBudget(AbstractAPIBudget):

@@ -31,7 +31,7 @@ from source_stripe_ontologie.children import ChildrenExpansion
 from source_stripe_ontologie.components import SubListCompleter
 from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.error_messages import invalid_config
-from source_stripe_ontologie.events import ChangeCapture, StaleEventsCursorFallback
+from source_stripe_ontologie.change_capture import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
 from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStartProbe
 from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
@@ -41,6 +41,7 @@ from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
 from source_stripe_ontologie.streams import BuiltPartitions, StripeStream
 from source_stripe_ontologie.sync_report import SyncReport
 from source_stripe_ontologie.unsettled import UnsettledRefresh
+from source_stripe_ontologie.vanished_cursor import RereadsOfVanishedCursors
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 HISTORY_FLOOR = 1293840000  # 2011-01-01: older than any Stripe object (also the manifest's default start)
@@ -88,7 +89,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         """One budget for every request of the sync (streams, windows, sub-lists, events, probes), paced for the key's
         mode; None while the config cannot work (it is refused before any request)."""
         if self._rate_budget is None and not ConfigValidator().problems(self.config):
-            limits = RateLimits.for_mode(self._mode().livemode, self.config.get("max_requests_per_second"))
+            limits = RateLimits.for_mode(self._mode().livemode, self.config.get("max_requests_per_second"),
+                                         self.config.get("max_requests_per_endpoint_per_second"))
             self._rate_budget = StripeRateBudget(limits)
         return self._rate_budget
 
@@ -97,12 +99,13 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         cdk_seam.give_api_budget(factory, self.rate_budget())
         built = super().streams(config)
         change_capture = ChangeCapture(factory, self.resolved_manifest, self.facts, self.config, self._usable_state,
-                                       completer=self._sub_list_completer)
+                                       completer=self._sub_list_completer, stale=self._stale_events.stale)
         unsettled = UnsettledRefresh(factory, self.resolved_manifest, self.config, self._usable_state)
         children = ChildrenExpansion(factory, self.resolved_manifest, self.config)
         windows_per_stream = self._windows_per_stream()
         wrapped: List[AbstractStream] = []
         for stream in built:
+            RereadsOfVanishedCursors.install(stream)
             windows = cursor = stream.cursor
             if isinstance(cursor, ConcurrentCursor):
                 FinishedWindowsStateConverter.install(cursor)
@@ -114,7 +117,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
 
     def _sub_list_completer(self, facts: StreamFacts) -> Optional[SubListCompleter]:
         """Completes the sub-lists of objects re-fetched by id, like the stream's list extractor does."""
-        return SubListCompleter(self.config, facts.sub_lists, self.rate_budget()) if facts.sub_lists else None
+        return SubListCompleter(self.config, facts.sub_lists, self.rate_budget(), facts.name) if facts.sub_lists else None
 
     def _windows_per_stream(self) -> int:
         """A stream gets the share of the workers that its endpoint's share of the rate limit can keep busy."""
@@ -151,7 +154,9 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         mode = self._mode()
         logger.info(mode.announcement)
         self._start_streams_where_their_history_begins(catalog)
-        report = SyncReport(mode, self.config["client_secret"], self.config.get("account_id"))
+        resumed = {message.stream.stream_descriptor.name for message in self._usable_state or [] if message.stream}
+        report = SyncReport(mode, self.config["client_secret"], self.config.get("account_id"),
+                            streams_with_state=resumed)
         try:
             for message in super().read(logger, config, catalog, state):
                 yield from report.observe(message)

@@ -7,7 +7,7 @@ the messages `read` yields (counting records, noticing stream statuses and error
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterable, Iterator, Optional
 
 from airbyte_cdk.models import (
     AirbyteLogMessage,
@@ -25,10 +25,17 @@ from source_stripe_ontologie.key_mode import KeyMode
 
 
 class SyncReport:
-    """Counts records per stream, warns once about each empty stream, and words the sync's failure."""
+    """Counts records per stream, warns once about each stream that found nothing, and words the sync's failure.
 
-    def __init__(self, mode: KeyMode, key: str, account_id: Optional[str] = None) -> None:
+    The "no records" warning (check the key's mode and start_date) is for a stream read from scratch that found
+    nothing: that points at the wrong key or dates. A stream resumed from a saved state that has nothing new is
+    up to date, the usual case of a quiet stream synced hourly: warning there would cry wolf on every sync.
+    """
+
+    def __init__(self, mode: KeyMode, key: str, account_id: Optional[str] = None,
+                 streams_with_state: Iterable[str] = ()) -> None:
         self._mode, self._key, self._account_id = mode, key, account_id
+        self._streams_with_state = frozenset(streams_with_state)
         self.records: Dict[str, int] = {}
         self.completed: Dict[str, int] = {}
         self.failures: Dict[str, AirbyteTracedException] = {}
@@ -50,7 +57,7 @@ class SyncReport:
             if status.status == AirbyteStreamStatus.COMPLETE:
                 stream = status.stream_descriptor.name
                 self.completed[stream] = self.records.get(stream, 0)
-                if not self.completed[stream]:
+                if not self.completed[stream] and stream not in self._streams_with_state:
                     yield _warning(say.zero_records(stream, self._mode, self._key, self._account_id))
 
     def _is_a_repeat(self, message: AirbyteMessage) -> bool:

@@ -12,8 +12,13 @@ import threading
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Iterable, Mapping, Optional, Set
 
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.extractors.record_filter import RecordFilter
+from airbyte_cdk.sources.declarative.retrievers.pagination_tracker import PaginationTracker
 from airbyte_cdk.sources.types import StreamSlice, StreamState
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_stripe_ontologie import cdk_seam
 
 
 @dataclass
@@ -98,3 +103,43 @@ class SkipRecordsAlreadySentInWindow(RecordFilter):
                 continue
             window.sent(created, object_id)
             yield record
+
+
+MAX_REREADS_PER_WINDOW = 20
+
+
+class RereadsOfVanishedCursors(PaginationTracker):
+    """Lets a window be re-read once per vanished cursor, up to MAX_REREADS_PER_WINDOW times, then fails naming
+    the stream and the window.
+
+    The CDK's own tracker allows one re-read of a window: a second object deleted while the same window is read
+    failed the stream with "Something went wrong in the connector". Each re-read is caused by a real deletion
+    and sends nothing twice (SkipRecordsAlreadySentInWindow), so any number of them is correct; the bound only
+    stops a window whose objects are being deleted faster than it can be read.
+    """
+
+    def __init__(self, stream_name: str, limit: int = MAX_REREADS_PER_WINDOW) -> None:
+        super().__init__(cursor=None, max_number_of_records=None)
+        self._stream_name = stream_name
+        self._allowed = limit
+        self._rereads = 0
+
+    def reduce_slice_range_if_possible(self, previous_stream_slice: StreamSlice,
+                                       original_stream_slice: StreamSlice) -> StreamSlice:
+        self._rereads += 1
+        if self._rereads > self._allowed:
+            window = dict(original_stream_slice.cursor_slice or {}) if original_stream_slice is not None else {}
+            message = (f"{self._stream_name}: the window {window} was read again {self._allowed} times, each time "
+                       f"because the object its next page started after was deleted while it was read (Stripe: "
+                       f"resource_missing on starting_after). Objects are being deleted faster than the window can "
+                       f"be read; nothing was sent twice, and the state did not pass this window: run the sync again.")
+            raise AirbyteTracedException(message=message, internal_message=message,
+                                         failure_type=FailureType.transient_error)
+        self._reset()
+        return previous_stream_slice
+
+    @classmethod
+    def install(cls, stream: Any) -> None:
+        """On the retriever of a stream the CDK built from the manifest (the manifest's `pagination_reset` has no
+        setting for the number of re-reads)."""
+        cdk_seam.set_pagination_tracker(stream, lambda: cls(stream.name))

@@ -7,10 +7,12 @@ counted by the rate budget) is end-to-end, in integration_tests/test_pacing_cana
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import ModelToComponentFactory
+from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import (
+    ModelToComponentFactory,
+)
 from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
 from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (
     CustomFormatConcurrentStreamStateConverter,
@@ -126,3 +128,26 @@ def test_every_built_stream_is_wrapped_with_the_connectors_partitions_and_cursor
 
     assert [s.name for s in streams] == STREAMS
     assert all(type(s).__name__ == "StripeStream" for s in streams)
+
+
+def test_a_cursors_lock_is_held_while_it_emits_and_a_restart_reads_from_the_start():
+    source = SourceStripeOntologie(config=config(start_date="2024-01-01T00:00:00Z"))
+    cursor = built(source, "payouts").cursor
+    lock = cdk_seam.cursor_lock(cursor)
+    assert lock.acquire(blocking=False)  # a real lock, free between state changes
+    lock.release()
+
+    cursor.start = datetime(2025, 1, 1, tzinfo=timezone.utc)  # as if a saved state had moved it
+    cdk_seam.restart_from_start(cursor)
+
+    assert cursor.start == datetime(2024, 1, 1, tzinfo=timezone.utc) - timedelta(seconds=1)
+
+
+def test_the_pagination_tracker_of_a_built_stream_can_be_replaced():
+    stream = built(SourceStripeOntologie(config=config()), "charges")
+    made = []
+
+    assert cdk_seam.set_pagination_tracker(stream, lambda: made.append(1) or object())
+    retriever = stream._stream_partition_generator._partition_factory._retriever  # noqa: SLF001
+    retriever.pagination_tracker_factory()
+    assert made == [1]

@@ -8,8 +8,18 @@ import requests
 from airbyte_cdk.models import Status
 
 from source_stripe_ontologie import SourceStripeOntologie
-from unit_tests.error_factories import forbidden_body, stripe_error
-from unit_tests.factories import API, STREAMS, TEST_KEY, config, objects, paged_responder, path_of, query_of
+from unit_tests.factories import (
+    API,
+    STREAMS,
+    TEST_KEY,
+    config,
+    forbidden_body,
+    objects,
+    paged_responder,
+    path_of,
+    query_of,
+    stripe_error,
+)
 
 
 def _readable(requests_mock, *streams):

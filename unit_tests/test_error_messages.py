@@ -6,8 +6,7 @@ import requests
 from source_stripe_ontologie import error_messages as say
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.stream_facts import Permission
-from unit_tests.error_factories import forbidden_body
-from unit_tests.factories import FACTS
+from unit_tests.factories import FACTS, forbidden_body
 
 PAYOUTS = Permission("rak_payout_read", "Payouts: Read")
 CHARGES = Permission("rak_charge_read", "Charges: Read")

@@ -1,5 +1,5 @@
 """After the first sync, incremental streams also read Stripe's events: every object changed since the last sync
-arrives once, in its current state, with `updated`; deletions arrive as flagged records."""
+arrives once, in its current state, with `changed_at`; deletions arrive as flagged records."""
 from __future__ import annotations
 
 import json
@@ -9,22 +9,31 @@ import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.state_builder import StateBuilder
 
-from source_stripe_ontologie.events import MAX_TYPES_PER_REQUEST
-from unit_tests.event_factories import change, delete, fetched_by_id, related_event
-from unit_tests.factories import API, FACTS, invoice_with_lines, query_of, stripe_object
-from unit_tests.incremental_runs import (
+from source_stripe_ontologie.stripe_events import MAX_TYPES_PER_REQUEST
+from unit_tests.factories import (
+    API,
     DAY,
+    FACTS,
     LiveList,
+    change,
     config_since,
+    delete,
+    fetched_by_id,
+    invoice_with_lines,
+    now,
+    query_of,
+    related_event,
+)
+from unit_tests.reads import (
     emitted_ids,
     last_stream_state,
     next_state,
-    now,
     read_incremental,
     state_input,
 )
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "stripe-openapi" / "spec3.json"
+# The event types Stripe knows, extracted from its OpenAPI description by scripts/extract_openapi.py.
+EVENT_TYPES = Path(__file__).resolve().parents[1] / "integration_tests" / "stripe_simulator" / "openapi" / "event_types.json"
 
 
 def saved_state(stream: str, created: int, events_created: int) -> list:
@@ -47,9 +56,7 @@ def synced_once(requests_mock):
 
 
 def test_every_event_type_is_one_stripe_knows_and_each_stream_fits_one_request():
-    spec = json.loads(SPEC.read_text())
-    known = set(spec["paths"]["/v1/webhook_endpoints"]["post"]["requestBody"]["content"][
-        "application/x-www-form-urlencoded"]["schema"]["properties"]["enabled_events"]["items"]["enum"])
+    known = set(json.loads(EVENT_TYPES.read_text()))
 
     for stream, facts in FACTS.streams.items():
         assert set(facts.change_events) <= known, (stream, set(facts.change_events) - known)
@@ -70,7 +77,7 @@ def test_a_first_sync_reads_no_events_and_starts_the_events_cursor_at_its_horizo
     assert int(state["events_created"]) <= int(state["created"])
 
 
-def test_a_second_sync_emits_each_changed_object_once_in_its_current_state_with_updated(
+def test_a_second_sync_emits_each_changed_object_once_in_its_current_state_with_changed_at(
         requests_mock, stripe_events, synced_once):
     start, previous = synced_once
     payouts = LiveList(requests_mock, "payouts")
@@ -84,7 +91,7 @@ def test_a_second_sync_emits_each_changed_object_once_in_its_current_state_with_
     assert emitted_ids(output) == [pending["id"]]
     record = records_by_id(output)[pending["id"]]
     assert record["status"] == "paid"
-    assert record["updated"] == previous + 200
+    assert record["changed_at"] == previous + 200
     assert "is_deleted" not in record
     assert fetched_by_id(requests_mock) == [f"/v1/payouts/{pending['id']}"]
 
@@ -134,7 +141,7 @@ def test_an_object_created_and_changed_between_syncs_arrives_once_from_its_windo
     assert fetched_by_id(requests_mock) == []
 
 
-def test_deletions_are_flagged_records_with_id_created_and_updated_without_a_re_fetch(
+def test_deletions_are_flagged_records_with_id_created_and_changed_at_without_a_re_fetch(
         requests_mock, stripe_events, synced_once):
     start, previous = synced_once
     customers = LiveList(requests_mock, "customers")
@@ -145,7 +152,7 @@ def test_deletions_are_flagged_records_with_id_created_and_updated_without_a_re_
     output = read_incremental(config_since(start), "customers", state=saved_state("customers", previous, previous))
 
     assert [r.record.data for r in output.records] == [
-        {"id": gone["id"], "object": "customer", "created": start + 10, "is_deleted": True, "updated": previous + 20}]
+        {"id": gone["id"], "object": "customer", "created": start + 10, "is_deleted": True, "changed_at": previous + 20}]
     assert fetched_by_id(requests_mock) == []
 
 
@@ -161,7 +168,7 @@ def test_a_canceled_subscription_is_an_update_with_its_canceled_status_not_a_del
                               state=saved_state("subscriptions", previous, previous))
 
     record = records_by_id(output)[subscription["id"]]
-    assert record["status"] == "canceled" and record["updated"] == previous + 30
+    assert record["status"] == "canceled" and record["changed_at"] == previous + 30
     assert "is_deleted" not in record
 
 
@@ -178,7 +185,7 @@ def test_a_refund_or_dispute_event_re_fetches_the_charge_it_names(requests_mock,
 
     records = records_by_id(output)
     assert sorted(records) == sorted([refunded["id"], disputed["id"]])
-    assert records[refunded["id"]]["amount_refunded"] == 500 and records[refunded["id"]]["updated"] == previous + 10
+    assert records[refunded["id"]]["amount_refunded"] == 500 and records[refunded["id"]]["changed_at"] == previous + 10
     assert records[disputed["id"]]["disputed"] is True
 
 
@@ -192,7 +199,7 @@ def test_the_newest_event_wins_when_one_object_changed_several_times(requests_mo
     output = read_incremental(config_since(start), "invoices", state=saved_state("invoices", previous, previous))
 
     assert emitted_ids(output) == [invoice["id"]]
-    assert records_by_id(output)[invoice["id"]]["updated"] == previous + 40
+    assert records_by_id(output)[invoice["id"]]["changed_at"] == previous + 40
 
 
 def test_products_are_re_fetched_with_their_default_price_expanded(requests_mock, stripe_events, synced_once):
@@ -224,17 +231,19 @@ def test_a_re_fetched_invoice_has_all_of_its_lines(requests_mock, stripe_events,
     assert record["lines"]["has_more"] is False
 
 
-def test_an_object_deleted_after_its_event_is_left_to_the_next_sync_and_the_sync_succeeds(
+def test_an_object_found_gone_when_re_fetched_emits_its_tombstone_and_the_sync_succeeds(
         requests_mock, stripe_events, synced_once):
     start, previous = synced_once
     products = LiveList(requests_mock, "products")
     product = products.add(start + 10)[0]
     change(products, stripe_events, product, "product.updated", at=previous + 10, name="Renamed")
-    products.remove(product["id"])  # deleted after the horizon: its deletion event is the next sync's
+    products.remove(product["id"])  # deleted after the horizon: a deletion is final, so its tombstone comes now
 
     output = read_incremental(config_since(start), "products", state=saved_state("products", previous, previous))
 
-    assert emitted_ids(output) == []
+    assert [r.record.data for r in output.records] == [
+        {"id": product["id"], "object": "product", "created": start + 10, "is_deleted": True,
+         "changed_at": previous + 10}]
     assert int(last_stream_state(output, "products")["events_created"]) > previous
 
 
@@ -369,7 +378,7 @@ def test_tombstones_and_changed_records_validate_against_the_stream_schema(
     assert len(output.records) == 2
     for record in output.records:
         jsonschema.Draft7Validator(schema).validate(record.record.data)
-    assert {"updated", "is_deleted"} <= set(schema["properties"])
+    assert {"changed_at", "is_deleted"} <= set(schema["properties"])
 
 
 def test_a_discount_event_re_fetches_the_customer_it_names(requests_mock, stripe_events, synced_once):
@@ -382,7 +391,7 @@ def test_a_discount_event_re_fetches_the_customer_it_names(requests_mock, stripe
 
     output = read_incremental(config_since(start), "customers", state=saved_state("customers", previous, previous))
 
-    assert [r.record.data for r in output.records] == [{**customer, "updated": previous + 10}]
+    assert [r.record.data for r in output.records] == [{**customer, "changed_at": previous + 10}]
 
 
 def test_events_of_types_the_stream_does_not_follow_are_ignored(requests_mock, stripe_events, synced_once):
@@ -399,8 +408,7 @@ def test_events_of_types_the_stream_does_not_follow_are_ignored(requests_mock, s
 
 def test_a_key_without_events_read_fails_the_stream_naming_the_permission_and_holds_its_events_cursor(
         requests_mock, synced_once):
-    from unit_tests.error_factories import forbidden_body
-    from unit_tests.factories import TEST_KEY
+    from unit_tests.factories import TEST_KEY, forbidden_body
 
     start, previous = synced_once
     new = LiveList(requests_mock, "payouts").add(previous + 100)[0]

@@ -3,8 +3,18 @@ from __future__ import annotations
 
 import pytest
 
-from unit_tests.factories import (API, FACTS, STREAMS, TEST_KEY, config, invoice_with_lines, objects, paged_responder, path_of,
-                                  query_of)
+from unit_tests.factories import (
+    API,
+    FACTS,
+    STREAMS,
+    TEST_KEY,
+    config,
+    invoice_with_lines,
+    objects,
+    paged_responder,
+    path_of,
+    query_of,
+)
 
 
 def _window_holds(query, created: int) -> bool:

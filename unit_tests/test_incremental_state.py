@@ -13,10 +13,12 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
-from unit_tests.conftest import catalog
-from unit_tests.factories import STREAMS
-from unit_tests.incremental_runs import DAY, LiveList, config_since, now, read_incremental, state_input
+from source_stripe_ontologie.incremental import (
+    FullRefreshStateDropper,
+    IncomingStateValidator,
+)
+from unit_tests.factories import DAY, STREAMS, LiveList, config_since, now
+from unit_tests.reads import catalog, read_incremental, state_input
 
 NOW = 1_750_000_000
 

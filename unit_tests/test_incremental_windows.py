@@ -1,18 +1,26 @@
 """Incremental reads walk `created` windows and keep a state that is exact at the boundary and survives failure."""
 from __future__ import annotations
 
+import time
+
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.entrypoint_wrapper import discover
 
 from source_stripe_ontologie import SourceStripeOntologie
-from unit_tests.factories import API, STREAMS, config, paged_responder, query_of
-from unit_tests.incremental_runs import (
+from unit_tests.factories import (
+    API,
     DAY,
+    STREAMS,
     LiveList,
+    config,
     config_since,
+    now,
+    paged_responder,
+    query_of,
+)
+from unit_tests.reads import (
     emitted_ids,
     next_state,
-    now,
     read_incremental,
     repeated,
     state_input,
@@ -77,12 +85,13 @@ def test_state_is_emitted_after_every_window_and_is_the_end_of_the_finished_wind
 def test_a_stream_without_new_objects_reads_only_the_seconds_since_the_last_sync(requests_mock):
     LiveList(requests_mock, "payouts")  # an account that never had a payout
 
+    started = now()  # before the syncs: on a loaded machine they can take seconds
     first = read_incremental(config(), "payouts")
     requests_mock.reset_mock()
     read_incremental(config(), "payouts", state=state_input("payouts", str(now() - 3600)))
 
     assert len(windows(requests_mock, "payouts")) == 1
-    assert state_values(first, "payouts")[-1] >= now() - 61
+    assert state_values(first, "payouts")[-1] >= started - 61
 
 
 def test_second_sync_on_unchanged_data_reads_after_the_state_and_emits_nothing(requests_mock):
@@ -110,8 +119,8 @@ def test_object_created_in_the_read_second_after_it_was_read_arrives_next_sync_e
 
     first = read_incremental(config_since(start), "charges")
     late = charges.add(boundary)  # same second, created after the first sync read
-    # the next hourly sync runs long after read_lag_seconds; a lag of 0 here stands for that
-    second = read_incremental(config_since(start, read_lag_seconds=0), "charges", state=next_state(first, "charges"))
+    # the next hourly sync runs long after read_lag_seconds; the spec's minimum lag (2 s) here stands for that
+    second = read_incremental(config_since(start, read_lag_seconds=2), "charges", state=next_state(first, "charges"))
 
     assert early[0]["id"] not in emitted_ids(first)
     assert state_values(first, "charges")[-1] < boundary  # the sync stopped before the second it left unread
@@ -134,7 +143,8 @@ def test_objects_created_while_a_sync_runs_arrive_in_this_sync_or_the_next(reque
     cfg = config_since(start, slice_range_days=30)
     first = read_incremental(cfg, "charges")
     requests_mock.get(f"{API}/v1/charges", json=serve)
-    second = read_incremental(config_since(start, read_lag_seconds=0), "charges", state=next_state(first, "charges"))
+    time.sleep(2.1)  # the next sync runs after the spec's minimum read lag (2 s) has passed
+    second = read_incremental(config_since(start, read_lag_seconds=2), "charges", state=next_state(first, "charges"))
 
     every = emitted_ids(first) + emitted_ids(second)
     assert created_meanwhile

@@ -6,7 +6,11 @@ import time
 
 import pytest
 
-from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget, endpoint_of
+from source_stripe_ontologie.rate_budget import (
+    RateLimits,
+    StripeRateBudget,
+    endpoint_of,
+)
 
 
 class FakeClock:
@@ -89,7 +93,7 @@ def test_modes_get_stripes_limits_with_headroom_and_the_override_wins():
 
     assert 90 <= live.per_account < 100 and 22 <= test.per_account < 25
     assert 22 <= live.per_endpoint < 25
-    assert RateLimits.for_mode(live=True, override=250) == RateLimits(per_account=250, per_endpoint=62.5)
+    assert RateLimits.for_mode(live=True, override=250) == RateLimits(per_account=250 * 0.95, per_endpoint=25 * 0.95)
 
 
 def test_invoice_line_pages_of_every_invoice_share_one_endpoint():

@@ -4,12 +4,23 @@ from __future__ import annotations
 import time
 from unittest import mock
 
-import pytest
 import requests
 from airbyte_cdk.models import AirbyteStreamStatus, FailureType, Level
 
-from unit_tests.error_factories import forbidden_body, stripe_error, vanished_cursor_body
-from unit_tests.factories import API, FACTS, STREAMS, TEST_KEY, config, objects, paged_responder, path_of, query_of
+from unit_tests.factories import (
+    API,
+    FACTS,
+    STREAMS,
+    TEST_KEY,
+    config,
+    forbidden_body,
+    objects,
+    paged_responder,
+    path_of,
+    query_of,
+    stripe_error,
+    vanished_cursor_body,
+)
 
 FAST = {"retry_backoff_factor": 0.001}
 # Reads walk 30-day `created` windows from start_date; from yesterday there is exactly one window (one request).

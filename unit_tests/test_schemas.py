@@ -1,4 +1,4 @@
-"""Schemas are generated from Stripe's pinned OpenAPI file and never drift from it."""
+"""Stream schemas keep every property of Stripe's objects with stable types (regeneration: test_regeneration.py)."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,15 +11,12 @@ generate_schemas = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(generate_schemas)
 
 
-def test_regenerating_the_schemas_gives_no_diff():
-    rendered = generate_schemas.render_all(generate_schemas.DEFAULT_SPEC)
-
-    for name, text in rendered.items():
-        assert (generate_schemas.SCHEMA_DIR / name).read_text() == text, f"{name} is stale or hand-edited"
+# Stripe's component schemas as committed by scripts/extract_openapi.py (test_regeneration.py keeps them current).
+COMPONENTS = REPO / "integration_tests" / "stripe_simulator" / "openapi" / "components.json"
 
 
 def test_every_spec_property_is_in_the_stream_schema():
-    spec = json.loads(generate_schemas.DEFAULT_SPEC.read_text())["components"]["schemas"]
+    spec = json.loads(COMPONENTS.read_text())
     for stream, (component, _) in generate_schemas.manifest_streams().items():
         schema = json.loads((generate_schemas.SCHEMA_DIR / f"{stream}.json").read_text())
         assert set(spec[component]["properties"]) <= set(schema["properties"]), stream

@@ -10,6 +10,7 @@ import threading
 
 from .behaviour import Latency, RateLimits
 from .data import RESOURCES, SIZES
+from .generic import GenericCatalog
 from .simulator import MODES, StripeSimulator
 
 
@@ -17,8 +18,9 @@ def _counts(values):
     out = {}
     for item in values or []:
         name, _, n = item.partition("=")
-        if name not in RESOURCES or not n.isdigit():
-            raise SystemExit(f"--count expects RESOURCE=N with RESOURCE in {RESOURCES}, got {item!r}")
+        if (name not in RESOURCES and name not in GenericCatalog.load()) or not n.isdigit():
+            raise SystemExit(f"--count expects RESOURCE=N with RESOURCE in {RESOURCES} or a generic one "
+                             f"(e.g. tax_rates, treasury/transactions), got {item!r}")
         out[name] = int(n)
     return out
 

@@ -6,7 +6,7 @@ import collections
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 
@@ -60,6 +60,57 @@ class RateLimiter:
             for key, _ in budgets:
                 self._windows[key].append(now)
         return True
+
+
+class FastClock:
+    """A clock that runs ``speed`` times faster than real time from the moment it is made (``speed=3600``: an hour
+    a second), for tests in which time must pass on Stripe's side while the connector reads: event retention."""
+
+    def __init__(self, speed: float, start: Optional[float] = None, real=time.time):
+        self._real = real
+        self._origin = real()
+        self._start = self._origin if start is None else start
+        self.speed = speed
+
+    def __call__(self) -> float:
+        return self._start + (self._real() - self._origin) * self.speed
+
+
+class PageHooks:
+    """Actions run right after a /v1 page is built and before it is sent: what a user deleting objects in the
+    Dashboard while a sync reads looks like to the connector.
+
+    ``after_page(endpoint, action, times=1, when=None)``: ``endpoint`` is a list (``"customers"``, ``"events"``)
+    or ``"invoice_lines"``; ``action(page)`` receives ``{"endpoint", "ids", "has_more", "params"}`` (ids of the
+    page in order) and may change the simulator (``sim.delete(...)``). ``when(page)`` selects the pages (default:
+    every page); each hook fires at most ``times`` times. Actions run on the serving thread, outside the store's
+    lock, so they may call any control method.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hooks: List[list] = []
+
+    def after_page(self, endpoint: str, action, times: int = 1, when=None) -> "PageHooks":
+        with self._lock:
+            self._hooks.append([endpoint, action, int(times), when])
+        return self
+
+    def clear(self) -> None:
+        with self._lock:
+            self._hooks = []
+
+    def fire(self, endpoint: str, ids: List[str], has_more: bool, params: dict) -> None:
+        page = {"endpoint": endpoint, "ids": list(ids), "has_more": has_more, "params": params}
+        due = []
+        with self._lock:
+            for hook in self._hooks:
+                hook_endpoint, action, remaining, when = hook
+                if hook_endpoint == endpoint and remaining > 0 and (when is None or when(page)):
+                    hook[2] -= 1
+                    due.append(action)
+        for action in due:
+            action(page)
 
 
 @dataclass

@@ -112,16 +112,19 @@ class KeyRegistry:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, key: str, mode: Optional[str] = None, resources: Optional[Iterable[str]] = None,
-            revoked: bool = False, account: str = ACCOUNT_ID) -> KeyInfo:
+            revoked: bool = False, account: str = ACCOUNT_ID, known: Optional[Iterable[str]] = None) -> KeyInfo:
+        """``resources``: the readable ones (None: all); each must be in ``known`` (default: the PERMISSIONS
+        table; the simulator passes every resource it serves)."""
         if mode is None:
             mode = "live" if "_live_" in key[:8] else "test"
         if mode not in ("test", "live"):
             raise ValueError(f"mode must be 'test' or 'live', not {mode!r}")
         if resources is not None:
             resources = frozenset(resources)
-            unknown = resources - set(PERMISSIONS)
+            known = set(PERMISSIONS) if known is None else set(known)
+            unknown = resources - known
             if unknown:
-                raise ValueError(f"unknown resources {sorted(unknown)}; known: {sorted(PERMISSIONS)}")
+                raise ValueError(f"unknown resources {sorted(unknown)}; known: {sorted(known)}")
         info = KeyInfo(key=key, mode=mode, resources=resources, revoked=revoked, account=account)
         with self._lock:
             self._keys[key] = info

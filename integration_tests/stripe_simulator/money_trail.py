@@ -45,6 +45,12 @@ EVENT_PREFIX = {"balance_transactions": "balance_transaction", "refunds": "refun
                 "prices": "price", "coupons": "coupon", "application_fees": "application_fee",
                 "transfers": "transfer"}
 TIME_FIELD = {"invoiceitems": "date"}  # the field a list's `created` filter reads
+
+
+def created_of(resource: str) -> Callable[[dict], int]:
+    """What a `created` filter of the resource's list compares (invoice items: `date`)."""
+    field = TIME_FIELD.get(resource, "created")
+    return lambda obj: obj[field]
 DELETABLE = ("invoiceitems", "prices", "coupons")
 # parent resource -> the embedded list served at /v1/<parent>/<id>/<name>
 SUB_LISTS = {"credit_notes": "lines", "application_fees": "refunds", "transfers": "reversals"}

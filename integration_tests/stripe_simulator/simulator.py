@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import gc
 import json
 import random
@@ -16,10 +17,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import keys as keys_module
 from . import money_trail
-from .behaviour import Faults, Latency, RateLimiter, RateLimits, Stats
+from .behaviour import Faults, Latency, PageHooks, RateLimiter, RateLimits, Stats
 from .data import OBJECT_NAME, RESOURCES, Dataset
+from .generic import GENERIC_COUNTS, GenericCatalog, GenericObjects
 from .listing import ApiError, build_predicate, expansions, half_open, page_args, parse_query, range_bounds
-from .spec import API_VERSION, load_spec, query_parameters
+from .spec import API_VERSION, event_types, query_parameters
 from .store import Collection, Record, dumps, list_body
 
 EVENT_RETENTION_SECONDS = 30 * 86400
@@ -30,17 +32,35 @@ SERVED = RESOURCES + money_trail.RESOURCES  # the six, then the money trail (mon
 OBJECT_NAME = {**OBJECT_NAME, **money_trail.OBJECT_NAME}
 
 
-class ModeState:
-    """Everything one mode (test or live) holds: collections per resource plus events, prices, invoice lines."""
+class _Collections(dict):
+    """Resource -> Collection; a generic resource's collection is generated the first time it is asked for."""
 
-    def __init__(self, dataset: Dataset, clock: Callable[[], float] = time.time):
+    def __init__(self, generic: Callable[[str], GenericObjects]):
+        super().__init__()
+        self.generic_objects: Dict[str, GenericObjects] = {}
+        self._make_generic = generic
+
+    def __missing__(self, resource: str) -> Collection:
+        objects = self.generic_objects[resource] = self._make_generic(resource)  # KeyError when unknown
+        self[resource] = objects.collection
+        return objects.collection
+
+
+class ModeState:
+    """Everything one mode (test or live) holds: collections per resource plus events, prices, invoice lines.
+
+    The six realistic resources come from ``dataset``; any other served resource from ``generic`` on first use."""
+
+    def __init__(self, dataset: Dataset, generic: Callable[[str], GenericObjects],
+                 clock: Callable[[], float] = time.time):
         self.livemode = dataset.livemode
         self.factory = dataset.factory
         self.trail = money_trail.build(dataset, clock)  # completes the seeded payouts: before they are served
-        self.collections: Dict[str, Collection] = {r: Collection(dataset.objects[r]) for r in RESOURCES}
-        for resource in money_trail.RESOURCES:
+        self.collections: Dict[str, Collection] = _Collections(generic)
+        self.collections.update({r: Collection(dataset.objects[r]) for r in RESOURCES})
+        for resource in money_trail.RESOURCES:  # realistic, linked money-trail objects before generic ones
             self.collections[resource] = Collection(self.trail.objects[resource],
-                                                    time_field=money_trail.TIME_FIELD.get(resource, "created"))
+                                                    created_of=money_trail.created_of(resource))
         self.collections["events"] = Collection()
         self.prices: Dict[str, Record] = dict(self.collections["prices"].by_id)
         self.lines: Dict[str, List[Record]] = {iid: [Record(l) for l in ls]
@@ -54,26 +74,37 @@ class ModeState:
         rec = self.collections[resource].by_id.get(obj_id)
         if rec is not None:
             return rec.obj
-        gone = self.deleted.get(resource, {}).get(obj_id)
+        gone = self.deleted.get(resource, {}).get(obj_id)  # (only the six: lookups serve their expansions)
         if gone is not None:
             return {"id": obj_id, "object": OBJECT_NAME[resource], "deleted": True}
         return None
 
 
 class StripeSimulator:
-    """A local Stripe API for the six list endpoints, events and invoice lines. See the package docstring."""
+    """A local Stripe API: the six realistic list endpoints, events, invoice lines and every other list endpoint
+    of the OpenAPI extract with generated objects (``generic.py``). See the package docstring."""
 
     def __init__(self, seed: int = 7, size: Optional[str] = None, counts: Optional[Dict[str, int]] = None,
                  rate_limits: Optional[RateLimits] = None, latency: Optional[Latency] = None,
                  clock: Callable[[], float] = time.time, preload: Iterable[str] = MODES, port: int = 0):
         self.seed = seed
         self.size = size
+        self.catalog = GenericCatalog.load()
+        counts = dict(counts or {})
+        generic_counts = {name: int(counts.pop(name)) for name in list(counts) if name in self.catalog}
+        unknown = set(counts) - set(RESOURCES)
+        if unknown:
+            raise ValueError(f"unknown resources {sorted(unknown)}; known: {RESOURCES} and {sorted(self.catalog.resources)}")
         self.counts = Dataset.resolve_counts(size, counts)
+        self.generic_count = GENERIC_COUNTS[size or "small"]
+        self.generic_counts = generic_counts  # per generic resource; others get generic_count
+        self.unknown_event_types: set = set()  # recorded event types Stripe's event enum does not list
         self.rate_limits = rate_limits
         self.latency = latency or Latency()
         self.clock = clock
         self.keys = keys_module.KeyRegistry.default()
         self.faults = Faults(seed)
+        self.hooks = PageHooks()
         self.stats = Stats()
         self.port = port
         self._preload = tuple(preload)
@@ -83,7 +114,11 @@ class StripeSimulator:
         self._limiter = RateLimiter(rate_limits) if rate_limits else None
         self._latency_rng = random.Random(f"latency/{seed}")
         self._request_ids = random.Random(f"requests/{seed}")
-        self._params = query_parameters(load_spec())
+        self._params = query_parameters()
+        for name, generic in self.catalog.resources.items():
+            self._params[name] = generic.query
+            if generic.by_id_query is not None:
+                self._params[f"{name}_by_id"] = generic.by_id_query
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self.startup_seconds: Dict[str, float] = {}
@@ -130,7 +165,8 @@ class StripeSimulator:
     def add_key(self, key: str, mode: Optional[str] = None, resources: Optional[Iterable[str]] = None,
                 revoked: bool = False) -> keys_module.KeyInfo:
         """Register a key; ``resources`` None = read everything, else the set readable (others -> 403)."""
-        return self.keys.add(key, mode=mode, resources=resources, revoked=revoked)
+        return self.keys.add(key, mode=mode, resources=resources, revoked=revoked,
+                             known=set(keys_module.PERMISSIONS) | set(self.catalog.resources))
 
     def _state(self, mode: str) -> ModeState:
         if mode not in MODES:
@@ -145,7 +181,7 @@ class StripeSimulator:
                     gc.disable()
                     try:
                         dataset = Dataset.generate(seed=self.seed, counts=self.counts, livemode=mode == "live")
-                        state = ModeState(dataset, lambda: self.clock())
+                        state = ModeState(dataset, self._generic_maker(mode == "live"), lambda: self.clock())
                     finally:
                         if was_enabled:
                             gc.enable()
@@ -154,6 +190,24 @@ class StripeSimulator:
                     self.startup_seconds[mode] = time.perf_counter() - started
                     self._states[mode] = state
         return state
+
+    def _generic_maker(self, livemode: bool) -> Callable[[str], GenericObjects]:
+        def make(resource: str) -> GenericObjects:
+            count = self.generic_counts.get(resource, self.generic_count)
+            return GenericObjects(self.catalog[resource], self.seed, livemode, count)
+        return make
+
+    def object_name(self, resource: str) -> str:
+        """``customers`` -> ``customer``, ``tax_rates`` -> ``tax_rate``, ``treasury/transactions`` ->
+        ``treasury.transaction`` (the ``object`` field, and the stem of event types)."""
+        return OBJECT_NAME[resource] if resource in OBJECT_NAME else self.catalog[resource].object_name
+
+    def permission(self, resource: str) -> str:
+        """The ``rak_*_read`` permission a 403 names: keys.py's table for the six, the generic rule otherwise."""
+        return keys_module.PERMISSIONS.get(resource) or self.catalog[resource].permission
+
+    def _event_prefix(self, resource: str) -> str:
+        return EVENT_PREFIX.get(resource) or self.object_name(resource)
 
     # ---- reading (tests assert exact sync against these) --------------------------------------------------
     def objects(self, resource: str, mode: str = "test") -> List[dict]:
@@ -204,6 +258,8 @@ class StripeSimulator:
         self._check_resource(resource)
         state = self._state(mode)
         created = int(self.clock() if created is None else created)
+        if resource in self.catalog and resource not in SERVED:
+            return self._create_generic(state, resource, created, fields)
         with self._lock:
             obj, lines, prices = self._build(state, resource, created, line_count, fields)
             for key, value in fields.items():
@@ -243,6 +299,16 @@ class StripeSimulator:
         with self._lock:
             return money_trail.settle(state.collections["balance_transactions"].records,
                                       int(self.clock() if until is None else until))
+    def _create_generic(self, state: ModeState, resource: str, created: int, fields: dict) -> dict:
+        """A generated object of a generic resource with ``fields`` overriding; records ``<object>.created``."""
+        with self._lock:
+            collection = state.collections[resource]
+            obj = state.collections.generic_objects[resource].new(created, **fields)
+            if "livemode" in obj:
+                obj["livemode"] = state.livemode
+            collection.add(obj)
+            self._record_event(state, f"{self.object_name(resource)}.created", obj, created=created)
+            return copy.deepcopy(obj)
 
     def _build(self, state: ModeState, resource: str, created: int, line_count: Optional[int], fields: dict):
         f = state.factory
@@ -303,7 +369,7 @@ class StripeSimulator:
             if resource == "products" and "updated" not in fields:
                 fields["updated"] = int(self.clock())
             previous = {k: copy.deepcopy(obj.get(k)) for k, v in fields.items() if obj.get(k) != v}
-            if "created" in fields and fields["created"] != obj["created"]:
+            if "created" in fields and fields["created"] != obj.get("created"):
                 coll.remove(obj_id)
                 obj.update(fields)
                 coll.add(obj)
@@ -311,7 +377,7 @@ class StripeSimulator:
                 obj.update(fields)
                 rec.invalidate()
             if event_type is None:
-                event_type = self._update_event_type(resource, previous, obj)
+                event_type = self._update_event_type(resource, previous, obj, self._event_prefix(resource))
             self._record_event(state, event_type, obj, previous=previous)
             if (resource == "payouts" and obj.get("automatic") and obj["status"] == "paid"
                     and obj.get("reconciliation_status") == "in_progress"):
@@ -322,7 +388,7 @@ class StripeSimulator:
             return copy.deepcopy(obj)
 
     @staticmethod
-    def _update_event_type(resource: str, previous: dict, obj: dict) -> str:
+    def _update_event_type(resource: str, previous: dict, obj: dict, prefix: str) -> str:
         status_changed = "status" in previous
         if resource == "charges" and (("refunded" in previous and obj["refunded"])
                                       or obj["amount_refunded"] > (previous.get("amount_refunded") or 0)
@@ -337,7 +403,7 @@ class StripeSimulator:
                 return named[obj["status"]]
         if resource == "payouts" and status_changed and obj["status"] in ("paid", "failed", "canceled"):
             return f"payout.{obj['status']}"
-        return f"{EVENT_PREFIX[resource]}.updated"
+        return f"{prefix}.updated"
 
     def delete(self, resource: str, obj_id: str, mode: str = "test") -> dict:
         """Remove an object from its list and record ``<type>.deleted`` (subscriptions:
@@ -349,12 +415,25 @@ class StripeSimulator:
         state = self._state(mode)
         with self._lock:
             rec = state.collections[resource].remove(obj_id)
-            state.deleted[resource][obj_id] = rec.obj
-            self._record_event(state, f"{EVENT_PREFIX[resource]}.deleted", rec.obj)
+            state.deleted.setdefault(resource, {})[obj_id] = rec.obj
+            self._record_event(state, f"{self._event_prefix(resource)}.deleted", rec.obj)
             return copy.deepcopy(rec.obj)
 
+    def record_event(self, event_type: str, data_object: dict, mode: str = "test", created: Optional[int] = None,
+                     listed_last: bool = False) -> dict:
+        """Record an event as is, without changing any object: events about related objects (a
+        ``customer.discount.deleted`` naming its customer, a ``price.updated`` naming its product) or dated at a
+        chosen second. Within a second Stripe's order is not guaranteed: by default the new event is listed first
+        (newest), with ``listed_last=True`` after the events already in that second."""
+        state = self._state(mode)
+        with self._lock:
+            return copy.deepcopy(self._record_event(state, event_type, data_object, created=created,
+                                                    listed_last=listed_last))
+
     def _record_event(self, state: ModeState, event_type: str, obj: dict, previous: Optional[dict] = None,
-                      created: Optional[int] = None) -> dict:
+                      created: Optional[int] = None, listed_last: bool = False) -> dict:
+        if event_type not in _known_event_types():
+            self.unknown_event_types.add(event_type)  # still recorded: a client must ignore what it did not ask for
         data = {"object": json.loads(dumps(obj))}
         if previous is not None:
             data["previous_attributes"] = previous
@@ -364,13 +443,13 @@ class StripeSimulator:
             "livemode": state.livemode, "pending_webhooks": 0,
             "request": {"id": self._request_id(), "idempotency_key": None}, "type": event_type,
         }
-        state.collections["events"].add(event)
+        state.collections["events"].add(event, listed_last=listed_last)
         return event
 
-    @staticmethod
-    def _check_resource(resource: str) -> None:
-        if resource not in SERVED:
-            raise ValueError(f"unknown resource {resource!r}; known: {SERVED}")
+    def _check_resource(self, resource: str) -> None:
+        if resource not in SERVED and resource not in self.catalog:
+            raise ValueError(f"unknown resource {resource!r}; known: {RESOURCES} and the generic ones "
+                             f"(sim.catalog.resources)")
 
     def _request_id(self) -> str:
         return "req_" + "".join(self._request_ids.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=14))
@@ -393,13 +472,17 @@ class StripeSimulator:
         elif len(parts) == 3 and parts[1] in SERVED and parts[2]:
             endpoint, resource, invoice_id, obj_id = f"{parts[1]}_by_id", parts[1], None, parts[2]
         else:
-            raise ApiError(404, f"Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs or we "
-                                f"can help at https://support.stripe.com/.")
+            routed = self.catalog.route(path)
+            if routed is None:
+                raise ApiError(404, f"Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs "
+                                    f"or we can help at https://support.stripe.com/.")
+            resource, obj_id, invoice_id = routed[0].name, routed[1], None
+            endpoint = resource if obj_id is None else f"{resource}_by_id"
         account = headers.get("Stripe-Account") or info.account
         if not info.can_read(resource) or self.faults.is_forbidden(resource, key):
             raise ApiError(403, f"The provided key '{keys_module.redact_forbidden(key)}' does not have the required "
                                 f"permissions for this endpoint on account '{account}'. Having the "
-                                f"'{keys_module.PERMISSIONS[resource]}' permission would allow this request to "
+                                f"'{self.permission(resource)}' permission would allow this request to "
                                 f"continue.")
         limiter = self._limiter
         if limiter is not None and not limiter.admit(account, mode, endpoint):
@@ -415,7 +498,8 @@ class StripeSimulator:
         limit, after, before = page_args(params)
         state = self._state(mode)
         if endpoint == "invoice_lines":
-            body, extra, count = self._lines_page(state, invoice_id, limit, after, before)
+            body, extra, count, ids, has_more = self._lines_page(state, invoice_id, limit, after, before)
+            self.hooks.fire(endpoint, ids, has_more, {**params, "invoice": invoice_id})
             return 200, body, extra, mode, count
         if sub_list is not None:
             body, count = self._sub_list_page(state, resource, parts[2], sub_list, limit, after)
@@ -440,7 +524,7 @@ class StripeSimulator:
                 idx = coll.index_of(cursor)
                 if idx is None or not (lo <= idx < hi) or (predicate and not predicate(coll.records[idx].obj)):
                     param = "starting_after" if after else "ending_before"
-                    raise ApiError(400, f"No such {OBJECT_NAME.get(endpoint, 'object')}: '{cursor}'",
+                    raise ApiError(400, f"No such {self._cursor_noun(endpoint)}: '{cursor}'",
                                    code="resource_missing", param=param)
                 if after:
                     after_i = idx
@@ -457,6 +541,7 @@ class StripeSimulator:
                     encoded.append(dumps(obj))
             else:
                 encoded = [r.json for r in records]
+        self.hooks.fire(endpoint, [r.obj["id"] for r in records], has_more, params)
         return 200, list_body(url, records, has_more, encoded), {}, mode, len(records)
 
     def _object_by_id(self, state: ModeState, resource: str, obj_id: str, params: dict) -> bytes:
@@ -470,7 +555,7 @@ class StripeSimulator:
             if rec is None:
                 if resource == "customers" and obj_id in state.deleted[resource]:
                     return dumps({"id": obj_id, "object": OBJECT_NAME[resource], "deleted": True})
-                raise ApiError(404, f"No such {OBJECT_NAME[resource]}: '{obj_id}'", code="resource_missing",
+                raise ApiError(404, f"No such {self.object_name(resource)}: '{obj_id}'", code="resource_missing",
                                param="id")
             if not expand:
                 return rec.json
@@ -497,6 +582,10 @@ class StripeSimulator:
             page = items[start:start + limit]
             encoded = [dumps(item) for item in page]
         return list_body(url, [], start + limit < len(items), encoded), len(page)
+    def _cursor_noun(self, endpoint: str) -> str:
+        if endpoint in self.catalog:
+            return self.object_name(endpoint)
+        return OBJECT_NAME.get(endpoint, "object")
 
     def _lines_page(self, state: ModeState, invoice_id: str, limit: int,
                     after: Optional[str], before: Optional[str]) -> tuple:
@@ -519,7 +608,8 @@ class StripeSimulator:
             page = lines[start:start + limit] if not before else lines[start:stop]
             has_more = (start + limit < len(lines)) if not before else start > 0
             encoded = [r.json for r in page]
-        return list_body(f"/v1/invoices/{invoice_id}/lines", page, has_more, encoded), {}, len(page)
+        return (list_body(f"/v1/invoices/{invoice_id}/lines", page, has_more, encoded), {}, len(page),
+                [r.obj["id"] for r in page], has_more)
 
     @staticmethod
     def _rate_limit_error(should_retry: Optional[bool]) -> ApiError:
@@ -564,8 +654,8 @@ class StripeSimulator:
             if method == "POST" and parts == ["reset_stats"]:
                 self.reset_stats()
                 return 200, {"ok": True}
-            if method == "GET" and len(parts) == 2 and parts[0] == "objects":
-                return 200, {"data": self.objects(parts[1], mode)}
+            if method == "GET" and len(parts) >= 2 and parts[0] == "objects":
+                return 200, {"data": self.objects("/".join(parts[1:]), mode)}
             if method == "GET" and parts == ["events"]:
                 return 200, {"data": self.events(mode)}
             if method == "POST" and parts == ["clock"]:
@@ -588,13 +678,14 @@ class StripeSimulator:
                     return 200, {"ok": True}
             if method == "POST" and parts == ["settle_balance"]:
                 return 200, {"settled": self.settle_balance(mode, payload.get("until"))}
-            if len(parts) == 1 and parts[0] in RESOURCES and method == "POST":
-                return 200, self.create(parts[0], mode=mode, **payload)
-            if len(parts) == 2 and parts[0] in SERVED:
+            whole, (head, _, obj_id) = "/".join(parts), "/".join(parts).rpartition("/")
+            if (whole in RESOURCES or whole in self.catalog) and method == "POST":
+                return 200, self.create(whole, mode=mode, **payload)
+            if head in RESOURCES or head in self.catalog:
                 if method == "POST":
-                    return 200, self.update(parts[0], parts[1], mode=mode, **payload)
+                    return 200, self.update(head, obj_id, mode=mode, **payload)
                 if method == "DELETE":
-                    return 200, self.delete(parts[0], parts[1], mode=mode)
+                    return 200, self.delete(head, obj_id, mode=mode)
         except KeyError as exc:
             raise ApiError(404, f"Not found: {exc}")
         except (TypeError, ValueError) as exc:
@@ -625,6 +716,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # keep test output clean; the simulator keeps its own request log
         pass
+
+    def date_time_string(self, timestamp=None):
+        """The ``Date`` header tells the simulator's clock, as Stripe's tells Stripe's (event retention runs on it)."""
+        return super().date_time_string(self.server.simulator.clock() if timestamp is None else timestamp)
 
     def do_GET(self):
         self._dispatch("GET")
@@ -720,4 +815,14 @@ def _endpoint_name(path: str) -> str:
         return f"/v1/{parts[1]}/{{id}}/{parts[3]}"
     if len(parts) == 3 and parts[0] == "v1" and parts[1] in SERVED:
         return f"/v1/{parts[1]}/{{id}}"
+    if len(parts) == 2 and (parts[1] in RESOURCES or parts[1] == "events"):
+        return path
+    routed = GenericCatalog.load().route(path)
+    if routed is not None and routed[1] is not None:
+        return f"{routed[0].url}/{{id}}"
     return path
+
+
+@functools.lru_cache(maxsize=1)
+def _known_event_types() -> frozenset:
+    return frozenset(event_types())

@@ -1,44 +1,46 @@
-"""Stripe's OpenAPI description (spec3.json, API version 2024-06-20) as the simulator's source of truth.
+"""Stripe's OpenAPI description (API version 2024-06-20) as the simulator's source of truth, from committed files.
 
-The simulator reads the allowed query parameters of each list endpoint from the spec (as Stripe's own
+The simulator reads the allowed query parameters of each list endpoint from the description (as Stripe's own
 stripe-mock does), so a connector that sends a parameter Stripe does not know fails here as it would at Stripe.
-``schema_validator`` turns an OpenAPI 3.0 component schema into a JSON-Schema validator (used by tests to check
-that generated objects have Stripe's shape).
+It reads only the compact extract in ``openapi/`` next to this module (written by ``scripts/extract_openapi.py``
+from spec3.json; ``make schemas`` regenerates it and a regeneration test proves it current), so a clone needs
+nothing beside it. ``schema_validator`` turns a component schema into a JSON-Schema validator (tests use it to
+check that generated objects have Stripe's shape).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
+from typing import Dict, List
 
-SPEC_ENV = "STRIPE_OPENAPI_SPEC"
 API_VERSION = "2024-06-20"
+OPENAPI_DIR = Path(__file__).resolve().parent / "openapi"
 
 
-def spec_path() -> Path:
-    """``$STRIPE_OPENAPI_SPEC`` or ``<repo>/../shared/stripe-openapi/spec3.json``."""
-    override = os.environ.get(SPEC_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "stripe-openapi" / "spec3.json"
-
-
-@functools.lru_cache(maxsize=4)
-def _load(path: str) -> dict:
-    with open(path, "rb") as fh:
+@functools.lru_cache(maxsize=None)
+def _load(name: str):
+    with open(OPENAPI_DIR / name, "rb") as fh:
         return json.load(fh)
 
 
-def load_spec() -> dict:
-    path = spec_path()
-    if not path.exists():
-        raise FileNotFoundError(f"Stripe OpenAPI spec not found at {path} (set {SPEC_ENV} to override)")
-    return _load(str(path))
+def list_endpoints() -> Dict[str, dict]:
+    """Spec path (``/v1/tax_rates``) -> {components, path_parameters, query, by_id: {path, query} | None}."""
+    return _load("endpoints.json")
 
 
-# Simulator endpoint -> the spec path whose GET parameters it accepts.
+def components() -> Dict[str, dict]:
+    """Component name -> its schema (without prose and vendor extensions except ``x-expansionResources``)."""
+    return _load("components.json")
+
+
+def event_types() -> List[str]:
+    """Every event type Stripe knows (the ``enabled_events`` enum of POST /v1/webhook_endpoints)."""
+    return _load("event_types.json")
+
+
+# Simulator endpoint of the six realistic resources, events and invoice lines -> the spec's list path.
 ENDPOINT_SPEC_PATHS = {
     "customers": "/v1/customers",
     "charges": "/v1/charges",
@@ -48,31 +50,27 @@ ENDPOINT_SPEC_PATHS = {
     "payouts": "/v1/payouts",
     "events": "/v1/events",
     "invoice_lines": "/v1/invoices/{invoice}/lines",
-    # GET one object by id (GET /v1/<resource>/<id>); the spec names the path parameter differently per resource
-    "customers_by_id": "/v1/customers/{customer}",
-    "charges_by_id": "/v1/charges/{charge}",
-    "subscriptions_by_id": "/v1/subscriptions/{subscription_exposed_id}",
-    "invoices_by_id": "/v1/invoices/{invoice}",
-    "products_by_id": "/v1/products/{id}",
-    "payouts_by_id": "/v1/payouts/{payout}",
 }
 
 
-def _money_trail_paths() -> dict:
-    from .money_trail import BY_ID_SPEC_PATHS, RESOURCES, SUB_LIST_SPEC_PATHS
+def query_parameters() -> Dict[str, frozenset]:
+    """Endpoint name -> frozenset of query parameter names the spec lists for its GET.
 
-    paths = {resource: f"/v1/{resource}" for resource in RESOURCES}
-    paths.update({f"{resource}_by_id": path for resource, path in BY_ID_SPEC_PATHS.items()})
-    paths.update({f"{resource}_sub_list": path for resource, path in SUB_LIST_SPEC_PATHS.items()})
-    return paths
-
-
-def query_parameters(spec: dict) -> dict:
-    """Endpoint name -> frozenset of query parameter names the spec lists for its GET."""
+    Lists are named as above; GET by id is ``<name>_by_id`` (the spec names the id parameter differently per
+    resource: ``/v1/customers/{customer}``, ``/v1/products/{id}``, ...)."""
+    spec = list_endpoints()
     out = {}
-    for name, path in {**ENDPOINT_SPEC_PATHS, **_money_trail_paths()}.items():
-        params = spec["paths"][path]["get"].get("parameters", [])
-        out[name] = frozenset(p["name"] for p in params if p.get("in") == "query")
+    for name, path in ENDPOINT_SPEC_PATHS.items():
+        out[name] = frozenset(spec[path]["query"])
+        if spec[path]["by_id"] is not None and name != "events":
+            out[f"{name}_by_id"] = frozenset(spec[path]["by_id"]["query"])
+    from .money_trail import RESOURCES as MONEY_TRAIL, SUB_LIST_SPEC_PATHS  # served realistically (money_trail.py)
+
+    for name in MONEY_TRAIL:
+        out[name] = frozenset(spec[f"/v1/{name}"]["query"])
+        out[f"{name}_by_id"] = frozenset(spec[f"/v1/{name}"]["by_id"]["query"])
+    for name, path in SUB_LIST_SPEC_PATHS.items():
+        out[f"{name}_sub_list"] = frozenset(spec[path]["query"])
     return out
 
 
@@ -105,22 +103,20 @@ def _convert(node, strict: bool):
 
 
 def schema_validator(name: str, strict: bool = True):
-    """A jsonschema validator for ``components.schemas[name]``.
+    """A jsonschema validator for the component ``name``.
 
     ``strict`` adds ``additionalProperties: false`` to every object schema that lists properties, so a field
     the spec does not know (a typo, or a field of another API version) fails validation.
     """
     import jsonschema  # test-time dependency only
 
-    schemas = load_spec()["components"]["schemas"]
-    defs = _converted_defs(strict)
-    root = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": f"#/$defs/{name}", "$defs": defs}
-    if name not in schemas:
+    if name not in components():
         raise KeyError(name)
+    root = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": f"#/$defs/{name}",
+            "$defs": _converted_defs(strict)}
     return jsonschema.Draft202012Validator(root)
 
 
 @functools.lru_cache(maxsize=2)
 def _converted_defs(strict: bool) -> dict:
-    schemas = load_spec()["components"]["schemas"]
-    return {k: _convert(v, strict) for k, v in schemas.items()}
+    return {k: _convert(v, strict) for k, v in components().items()}

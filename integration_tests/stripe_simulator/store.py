@@ -23,6 +23,10 @@ except ImportError:  # pragma: no cover
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def _created(obj: dict) -> int:
+    return obj["created"]
+
+
 class Record:
     """One stored object and its cached JSON encoding."""
 
@@ -47,26 +51,34 @@ class Record:
 class Collection:
     """Objects of one resource in one mode, sorted by ``(created, sequence)``."""
 
-    def __init__(self, objects: Iterable[dict] = (), time_field: str = "created"):
-        self.time_field = time_field  # what a `created` filter reads (invoice items: `date`)
-        ordered = sorted(objects, key=lambda o: (o[time_field], o["id"]))
+    def __init__(self, objects: Iterable[dict] = (), created_of: Optional[Callable[[dict], int]] = None):
+        # created_of: the sort time of an object; for the few Stripe objects without ``created`` (tax codes,
+        # country specs...) the simulator keeps it outside the object, so the object stays valid.
+        self.created_of = created_of or _created
+        ordered = sorted(objects, key=lambda o: (self.created_of(o), o["id"]))
         self.records: List[Record] = [Record(o) for o in ordered]
         self.keys: List[Tuple[int, int]] = []
         for seq, rec in enumerate(self.records):
-            rec.key = (rec.obj[time_field], seq)
+            rec.key = (self.created_of(rec.obj), seq)
             self.keys.append(rec.key)
         self.by_id: Dict[str, Record] = {r.obj["id"]: r for r in self.records}
         self._next_seq = len(self.records)
+        self._last_seq = -1  # sequence numbers below every other: listed last within their second
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def add(self, obj: dict) -> Record:
+    def add(self, obj: dict, listed_last: bool = False) -> Record:
+        """Insert ``obj``; within its second it is listed first (newest), or last with ``listed_last``."""
         if obj["id"] in self.by_id:
             raise ValueError(f"duplicate id {obj['id']}")
         rec = Record(obj)
-        key = rec.key = (obj[self.time_field], self._next_seq)
-        self._next_seq += 1
+        if listed_last:
+            key = rec.key = (self.created_of(obj), self._last_seq)
+            self._last_seq -= 1
+        else:
+            key = rec.key = (self.created_of(obj), self._next_seq)
+            self._next_seq += 1
         i = bisect.bisect_left(self.keys, key)
         self.keys.insert(i, key)
         self.records.insert(i, rec)

@@ -1,62 +1,34 @@
-"""Helpers for incremental-sync unit tests: a live account served like Stripe, incremental reads, their state."""
+"""Run `read` in-process the way the CLI does (the source built with config, catalog and state), and read its
+output: ids, state messages, windows requested."""
 from __future__ import annotations
 
-import re
-import time
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, List
 
 from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.catalog_builder import (
+    CatalogBuilder,
+    ConfiguredAirbyteStreamBuilder,
+)
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_stripe_ontologie import SourceStripeOntologie
-from unit_tests.conftest import catalog
-from unit_tests.factories import API, config, paged_responder, query_of, stripe_object
-
-DAY = 86_400
+from unit_tests.factories import query_of
 
 
-def now() -> int:
-    return int(time.time())
+def catalog(*streams: str, sync_mode: SyncMode = SyncMode.full_refresh):
+    builder = CatalogBuilder()
+    for name in streams:
+        builder.with_stream(ConfiguredAirbyteStreamBuilder().with_name(name).with_sync_mode(sync_mode))
+    return builder.build()
 
 
-def iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class LiveList:
-    """One Stripe list that can grow between (or during) syncs; always served newest first, and each object by id
-    (`GET /v1/<resource>/<id>`: 404 once removed, or Stripe's `deleted: true` for a customer)."""
-
-    def __init__(self, requests_mock, resource: str) -> None:
-        self.resource = resource
-        self.objects: List[dict[str, Any]] = []
-        self.removed: List[str] = []
-        requests_mock.get(f"{API}/v1/{resource}", json=paged_responder(self.objects, f"/v1/{resource}"))
-        requests_mock.get(re.compile(rf"^{re.escape(API)}/v1/{resource}/[^/?]+(\?.*)?$"), json=self._by_id)
-
-    def _by_id(self, request, context):
-        object_id = request.path.rsplit("/", 1)[-1]
-        found = next((o for o in self.objects if o["id"] == object_id), None)
-        if found is not None:
-            return found
-        if self.resource == "customers" and object_id in self.removed:
-            return {"id": object_id, "object": "customer", "deleted": True}
-        context.status_code = 404
-        return {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "id",
-                          "message": f"No such {self.resource[:-1]}: '{object_id}'"}}
-
-    def remove(self, object_id: str) -> None:
-        self.objects[:] = [o for o in self.objects if o["id"] != object_id]
-        self.removed.append(object_id)
-
-    def add(self, *created: int) -> List[dict[str, Any]]:
-        added = [stripe_object(self.resource, created=c) for c in created]
-        self.objects.extend(added)
-        self.objects.sort(key=lambda o: o["created"], reverse=True)
-        return added
+def read_streams(config, *streams: str, state=None, expecting_exception: bool = False):
+    """Run `read` in-process the way the CLI does: the source is built with config, catalog and state."""
+    configured = catalog(*streams)
+    source = SourceStripeOntologie(config=config, catalog=configured, state=state)
+    return read(source, config, configured, state, expecting_exception=expecting_exception)
 
 
 def read_incremental(cfg, *streams: str, state=None, expecting_exception: bool = False,
@@ -107,7 +79,3 @@ def windows(requests_mock, resource: str) -> List[tuple[int, int]]:
 
 def repeated(ids: Iterable[str]) -> List[str]:
     return sorted(i for i, n in Counter(ids).items() if n > 1)
-
-
-def config_since(start: int, **overrides: Any) -> dict[str, Any]:
-    return config(start_date=iso(start), **overrides)
