@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from unittest import mock
 
+import pytest
 import requests
 from airbyte_cdk.models import AirbyteStreamStatus, FailureType, Level
 
