@@ -8,7 +8,12 @@ What it prints, per currency (amounts are never added across currencies):
   by the price's interval and interval_count (a year is 12 months, a week 12/52 of a month, a day
   12/365 of a month), summed exactly and rounded half-even to the currency's minor unit; metered and
   tiered prices have no fixed amount and are counted apart;
-- payouts: count and amount by status.
+- payouts: count and amount by status;
+- payout reconciliation: per reconciled automatic payout, from its balance transactions (the
+  `payout_balance_transactions` stream): gross charges, refunds, disputes (withdrawals and reinstatements), other
+  movements (application fees, transfers...), Stripe's fees, and net, checked against the payout's amount. Sign
+  convention (Stripe's reconciliation guide): the payout's own `payout` transaction is -amount and is left out; the
+  net of the others is what the payout paid, so `net == amount` for every reconciled payout.
 
 Stripe amounts are integers in the currency's minor unit; they become major units with `Decimal`, using
 Stripe's zero-decimal (JPY, KRW, ...) and three-decimal (KWD, BHD, ...) currency lists, so nothing is
@@ -45,7 +50,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 CONNECTOR_NAME = "source-stripe-ontologie"
-STREAMS = ("charges", "subscriptions", "payouts")
+STREAMS = ("charges", "subscriptions", "payouts", "payout_balance_transactions")
 MRR_STATUSES = frozenset({"active", "trialing", "past_due"})
 
 # Stripe's currency lists (https://docs.stripe.com/currencies): every other currency has two decimals.
@@ -77,6 +82,10 @@ def to_major(amount_minor: int | Fraction, currency: str) -> Decimal:
     if isinstance(amount_minor, Fraction):
         amount_minor = round(amount_minor)  # Fraction.__round__ rounds half to even
     return Decimal(int(amount_minor)).scaleb(-exponent)
+
+
+def utc_day(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(int(epoch_seconds), tz=timezone.utc).strftime("%Y-%m-%d")
 
 
 def utc_month(epoch_seconds: int) -> str:
@@ -182,16 +191,69 @@ def payouts_by_status(payouts: Iterable[Mapping[str, Any]]) -> List[PayoutGroup]
 
 
 @dataclass
+class PayoutReconciliation:
+    payout: str
+    currency: str
+    arrival_date: int
+    transactions: int
+    gross: Decimal  # charges (reporting category `charge`)
+    refunds: Decimal  # `refund`: negative
+    disputes: Decimal  # `dispute` (withdrawn, negative) and `dispute_reversal` (reinstated)
+    other: Decimal  # every other movement: application fees, transfers, adjustments...
+    fees: Decimal  # Stripe's fees on all of them (positive: what Stripe kept)
+    net: Decimal  # gross + refunds + disputes + other - fees: what the payout paid
+    amount: Decimal  # the payout's amount
+
+    @property
+    def matches(self) -> bool:
+        return self.net == self.amount
+
+
+REFUND_CATEGORIES = frozenset({"refund", "refund_failure"})
+DISPUTE_CATEGORIES = frozenset({"dispute", "dispute_reversal"})
+
+
+def payout_reconciliation(payouts: Iterable[Mapping[str, Any]],
+                          transactions: Iterable[Mapping[str, Any]]) -> List[PayoutReconciliation]:
+    """One row per payout that has transactions in `payout_balance_transactions` (reconciled automatic payouts)."""
+    by_payout: Dict[str, List[Mapping[str, Any]]] = defaultdict(list)
+    for transaction in transactions:
+        by_payout[transaction["payout"]].append(transaction)
+    rows = []
+    for payout in sorted(payouts, key=lambda p: (p["created"], p["id"])):
+        movements = [t for t in by_payout.get(payout["id"], []) if t["type"] != "payout"]
+        if payout["id"] not in by_payout:
+            continue
+        sums = defaultdict(int)
+        for t in movements:
+            category = t.get("reporting_category")
+            kind = ("gross" if category == "charge" else "refunds" if category in REFUND_CATEGORIES
+                    else "disputes" if category in DISPUTE_CATEGORIES else "other")
+            sums[kind] += int(t["amount"])
+            sums["fees"] += int(t["fee"])
+            sums["net"] += int(t["net"])
+        currency = payout["currency"].lower()
+        rows.append(PayoutReconciliation(
+            payout["id"], currency, int(payout["arrival_date"]), len(movements),
+            *(to_major(sums[k], currency) for k in ("gross", "refunds", "disputes", "other", "fees", "net")),
+            to_major(int(payout["amount"]), currency)))
+    return rows
+
+
+@dataclass
 class FinanceReport:
     revenue: List[MonthRevenue]
     mrr: List[CurrencyMrr]
     payouts: List[PayoutGroup]
+    reconciliation: List[PayoutReconciliation]
     records: Dict[str, int]
 
     @classmethod
     def from_records(cls, records: Mapping[str, List[Mapping[str, Any]]]) -> "FinanceReport":
         return cls(revenue_by_month(records["charges"]), monthly_recurring_revenue(records["subscriptions"]),
-                   payouts_by_status(records["payouts"]), {name: len(rows) for name, rows in records.items()})
+                   payouts_by_status(records["payouts"]),
+                   payout_reconciliation(records["payouts"], records.get("payout_balance_transactions") or []),
+                   {name: len(rows) for name, rows in records.items()})
 
     def to_json(self) -> Dict[str, Any]:
         """The report with every amount as a decimal string (exact, in major units)."""
@@ -204,6 +266,10 @@ class FinanceReport:
                      "items_without_fixed_amount": m.items_without_fixed_amount} for m in self.mrr],
             "payouts_by_status": [{"status": p.status, "currency": p.currency, "count": p.count,
                                    "amount": str(p.amount)} for p in self.payouts],
+            "payout_reconciliation": [
+                {"payout": r.payout, "currency": r.currency, "transactions": r.transactions, "gross": str(r.gross),
+                 "refunds": str(r.refunds), "disputes": str(r.disputes), "other": str(r.other), "fees": str(r.fees),
+                 "net": str(r.net), "amount": str(r.amount), "matches": r.matches} for r in self.reconciliation],
         }
 
     def to_text(self) -> str:
@@ -218,6 +284,14 @@ class FinanceReport:
                   for m in self.mrr]
         lines += ["", "Payouts by status", f"{'status':<12} {'currency':<8} {'count':>5} {'amount':>16}"]
         lines += [f"{p.status:<12} {p.currency.upper():<8} {p.count:>5} {p.amount:>16,}" for p in self.payouts]
+        matched = sum(r.matches for r in self.reconciliation)
+        lines += ["", f"Payout reconciliation ({matched} of {len(self.reconciliation)} reconciled automatic payouts "
+                      f"add up: net of their balance transactions = payout amount)",
+                  f"{'payout':<30} {'arrival':<10} {'currency':<8} {'gross':>14} {'refunds':>14} {'disputes':>12} "
+                  f"{'other':>12} {'fees':>12} {'net':>14} {'amount':>14}  ok"]
+        lines += [f"{r.payout:<30} {utc_day(r.arrival_date):<10} {r.currency.upper():<8} {r.gross:>14,} "
+                  f"{r.refunds:>14,} {r.disputes:>12,} {r.other:>12,} {r.fees:>12,} {r.net:>14,} {r.amount:>14,}  "
+                  f"{'yes' if r.matches else 'NO'}" for r in self.reconciliation]
         return "\n".join(lines)
 
 

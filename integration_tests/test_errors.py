@@ -13,8 +13,10 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from integration_tests.connector_cli import REPO, STREAMS, CliRun, configured_catalog, run_connector, simulator_config
+from integration_tests.connector_cli import (REPO, STREAMS as ALL_STREAMS, SIX_STREAMS as STREAMS, CliRun,
+                                             configured_catalog, run_connector, simulator_config)
 from integration_tests.stripe_simulator import Latency, StripeSimulator, keys
+from source_stripe_ontologie import SourceStripeOntologie
 
 FAST_RETRIES = {"retry_backoff_factor": 0.001}
 # The simulator's objects are created in 2022-01..2024-06; reads walk `created` windows of slice_range_days.
@@ -22,6 +24,9 @@ YEARLY_WINDOWS = {"start_date": "2022-01-01T00:00:00Z", "slice_range_days": 365}
 FIRST_YEAR_END = 1672531200  # 2023-01-01: only the first yearly window reads objects created before it
 # A key the simulator knows in test mode, readable resources chosen per test (see `restricted_key`).
 LIMITED_KEY = "rk_test_51SimErrorsLimitedKeyQ7w2ZbX9mNc4Vt8Lp3Hs6Jd1Kf5Gy0Ru2Ei7Wo4Aq9Zx3Cv8Bn6Mk1Lj5Hg2Fd0Sa4wxyz"
+
+
+FACTS = SourceStripeOntologie().facts
 
 
 def run_cli(command: str, config: Dict[str, Any], streams: Optional[List[str]] = None,
@@ -72,15 +77,16 @@ def closed_port() -> int:
 
 
 # ---- check ----------------------------------------------------------------------------------------------------
-def test_check_probes_the_six_endpoints_and_events_at_once_with_limit_1():
+def test_check_probes_every_endpoint_and_events_at_once_with_limit_1():
     with StripeSimulator(seed=7, size="tiny", latency=Latency(fixed_ms=300)) as sim:
         run = run_cli("check", sim_config(sim))
 
         assert run.connection_status()["status"] == "SUCCEEDED"
         log = list(sim.stats.log)
-        assert sorted(entry["path"] for entry in log) == sorted(f"/v1/{s}" for s in (*STREAMS, "events"))
+        resources = [FACTS.stream(s).probed_resource for s in ALL_STREAMS]
+        assert sorted(entry["path"] for entry in log) == sorted(f"/v1/{r}" for r in (*resources, "events"))
         assert all(dict(entry["params"])["limit"] == "1" for entry in log)
-        assert sim.stats.peak_in_flight == 7
+        assert sim.stats.peak_in_flight == len(resources) + 1
     assert "Using a test-mode restricted key: only test data is visible" in run.logs("INFO")
 
 
@@ -95,7 +101,8 @@ def test_check_with_a_revoked_key_fails_with_the_seed_wording(stripe_simulator):
 
 
 def test_check_passes_when_some_streams_are_unreadable_and_names_each(stripe_simulator):
-    key = restricted_key(stripe_simulator, "customers", "subscriptions", "invoices", "products")
+    readable = {FACTS.stream(s).resource for s in ALL_STREAMS} - {"charges", "payouts"}
+    key = restricted_key(stripe_simulator, *readable)
 
     run = run_cli("check", sim_config(stripe_simulator, key))
 
@@ -105,7 +112,7 @@ def test_check_passes_when_some_streams_are_unreadable_and_names_each(stripe_sim
     for grant in ("payouts: grant Payouts: Read (rak_payout_read), or do not select payouts",
                   "charges: grant Charges: Read (rak_charge_read), or do not select charges"):
         assert grant in message and grant in warning
-    assert "2 of 6 streams cannot be read" in message
+    assert f"2 of {len(ALL_STREAMS)} streams cannot be read" in message
 
 
 def test_check_fails_when_no_stream_is_readable(stripe_simulator):
@@ -116,8 +123,8 @@ def test_check_fails_when_no_stream_is_readable(stripe_simulator):
     assert run.connection_status()["status"] == "FAILED"
     message = run.connection_status()["message"]
     assert message.startswith("403 Permission denied: ensure the restricted key has read access to the requested "
-                              "resource type: the key (rk_test_...wxyz) cannot read any of the 6 streams.")
-    assert all(f"{stream}: grant " in message for stream in STREAMS)
+                              f"resource type: the key (rk_test_...wxyz) cannot read any of the {len(ALL_STREAMS)} streams.")
+    assert all(f"{stream}: grant " in message for stream in ALL_STREAMS)
 
 
 @pytest.mark.parametrize("base_url, reason", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from integration_tests.connector_cli import STREAMS, configured_catalog, run_connector
+from integration_tests.connector_cli import SIX_STREAMS as STREAMS, configured_catalog, run_connector
 from integration_tests.stripe_simulator import keys
 
 START_DATE = "2021-12-01T00:00:00Z"  # the simulator's seeded objects start 2022-01-01

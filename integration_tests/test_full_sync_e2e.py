@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from integration_tests.connector_cli import STREAMS, configured_catalog, run_connector, simulator_config
+from integration_tests.connector_cli import STREAMS, SIX_STREAMS, configured_catalog, run_connector, simulator_config
 from integration_tests.stripe_simulator import StripeSimulator, keys
 
 
@@ -17,7 +17,7 @@ def simulator():
 
 @pytest.fixture(scope="module")
 def full_sync(simulator):
-    run = run_connector("read", simulator_config(simulator.url, keys.TEST_KEY), configured_catalog())
+    run = run_connector("read", simulator_config(simulator.url, keys.TEST_KEY), configured_catalog(SIX_STREAMS))
     assert run.returncode == 0, run.stderr[-3000:]
     return run
 
@@ -36,13 +36,13 @@ def test_check_passes_with_a_key_that_reads_everything(simulator):
     assert run.connection_status()["status"] == "SUCCEEDED"
 
 
-def test_discover_announces_the_six_streams(simulator):
+def test_discover_announces_every_stream_of_the_manifest(simulator):
     run = run_connector("discover", simulator_config(simulator.url, keys.TEST_KEY))
 
     assert sorted(s["name"] for s in run.catalog()["streams"]) == sorted(STREAMS)
 
 
-@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("stream", SIX_STREAMS)
 def test_full_refresh_emits_every_object_exactly_once_as_stripe_sent_it(simulator, full_sync, stream):
     expected = simulator.objects(stream, mode="test")
     records = full_sync.records(stream)

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import pytest
 
-from integration_tests.connector_cli import configured_catalog, simulator_config
+from integration_tests.connector_cli import STREAMS as ALL_STREAMS, configured_catalog, simulator_config
 from integration_tests.stripe_simulator import StripeSimulator, keys
 
 pytestmark = pytest.mark.image_tests
@@ -33,7 +33,7 @@ IMAGE_SH = REPO_ROOT / "scripts" / "image.sh"
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "source-stripe-ontologie:dev")
 RUNC = os.environ.get("RUNC", "/usr/sbin/runc")
 CONNECTOR_NAME = "source-stripe-ontologie"
-STREAMS = {"customers", "charges", "subscriptions", "invoices", "products", "payouts"}
+STREAMS = set(ALL_STREAMS)
 PACKAGE_FILES = ("pyproject.toml", "README.md", "manifest.yaml", "source_stripe_ontologie/__init__.py")
 # Where the mounted config/catalog files appear inside the container.
 MOUNT_POINT = "/secrets"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from integration_tests.connector_cli import STREAMS, Syncs, repeated
+from integration_tests.connector_cli import SIX_STREAMS as STREAMS, Syncs, repeated
 from integration_tests.stripe_simulator import StripeSimulator
 from integration_tests.stripe_simulator.behaviour import Latency
 

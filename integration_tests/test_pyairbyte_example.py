@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+import requests
 
 from integration_tests.connector_cli import REPO, connector_command, simulator_config
 from integration_tests.stripe_simulator import StripeSimulator, keys
@@ -173,6 +174,37 @@ def expected_payouts(payouts: List[dict]) -> List[dict]:
             for (status, cur), r in sorted(rows.items())]
 
 
+def reconciled_transactions(sim: StripeSimulator) -> Dict[str, List[dict]]:
+    """Each reconciled automatic payout's balance transactions, as Stripe's `?payout=` lists them."""
+    out = {}
+    for p in sim.objects("payouts", mode="test"):
+        if p["automatic"] and p["reconciliation_status"] == "completed":
+            body = requests.get(f"{sim.url}/v1/balance_transactions", params={"payout": p["id"], "limit": 100},
+                                headers={"Authorization": f"Bearer {keys.TEST_KEY}"}, timeout=10).json()
+            assert body["has_more"] is False
+            out[p["id"]] = body["data"]
+    return out
+
+
+def expected_reconciliation(sim: StripeSimulator) -> List[dict]:
+    payouts = {p["id"]: p for p in sim.objects("payouts", mode="test")}
+    rows = []
+    for payout_id, transactions in sorted(reconciled_transactions(sim).items(),
+                                          key=lambda item: (payouts[item[0]]["created"], item[0])):
+        payout, cur = payouts[payout_id], payouts[payout_id]["currency"]
+        moved = [t for t in transactions if t["type"] != "payout"]
+        by = defaultdict(int)
+        for t in moved:
+            by[{"charge": "gross", "refund": "refunds", "dispute": "disputes"}.get(t["reporting_category"],
+                                                                                  "other")] += t["amount"]
+        fees, net = sum(t["fee"] for t in moved), sum(t["net"] for t in moved)
+        rows.append({"payout": payout_id, "currency": cur, "transactions": len(moved), "gross": major(by["gross"], cur),
+                     "refunds": major(by["refunds"], cur), "disputes": major(by["disputes"], cur),
+                     "other": major(by["other"], cur), "fees": major(fees, cur), "net": major(net, cur),
+                     "amount": major(payout["amount"], cur), "matches": net == payout["amount"]})
+    return rows
+
+
 # ---- one example run for the module ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def example_run(tmp_path_factory):
@@ -200,8 +232,9 @@ def example_run(tmp_path_factory):
 
 def test_example_syncs_every_record_into_the_default_duckdb_cache(example_run):
     sim, report = example_run["sim"], example_run["report"]
-    assert report["records"] == {name: len(sim.objects(name, mode="test"))
-                                 for name in ("charges", "subscriptions", "payouts")}
+    assert {k: v for k, v in report["records"].items() if k != "payout_balance_transactions"} == {
+        name: len(sim.objects(name, mode="test")) for name in ("charges", "subscriptions", "payouts")}
+    assert report["records"]["payout_balance_transactions"] == sum(map(len, reconciled_transactions(sim).values()))
     assert (example_run["workdir"] / ".cache" / "default_cache" / "default_cache.duckdb").is_file()
 
 
@@ -218,6 +251,13 @@ def test_mrr_normalises_intervals_per_currency_from_active_trialing_and_past_due
 def test_payouts_are_counted_and_summed_by_status_and_currency(example_run):
     payouts = example_run["sim"].objects("payouts", mode="test")
     assert example_run["report"]["payouts_by_status"] == expected_payouts(payouts)
+
+
+def test_every_reconciled_payout_adds_up_to_its_amount_per_currency_exactly(example_run):
+    expected = expected_reconciliation(example_run["sim"])
+    assert expected and all(row["matches"] for row in expected)
+    assert example_run["report"]["payout_reconciliation"] == expected
+    assert f"{len(expected)} of {len(expected)} reconciled automatic payouts add up" in example_run["stdout"]
 
 
 def test_printed_report_shows_yen_whole_and_dinars_to_three_decimals(example_run):
@@ -251,3 +291,19 @@ def test_weekly_price_normalises_to_a_month_without_float_error():
     item = {"price": recurring_price("usd", 1200, "week"), "quantity": 1}
     assert example.item_monthly_minor(item) == Fraction(1200 * 52, 12)  # exactly 5200 cents
     assert str(example.to_major(example.item_monthly_minor(item), "usd")) == "52.00"
+
+
+def test_reconciliation_from_the_simulators_records_without_pyairbyte():
+    example = load_example()
+    with StripeSimulator(seed=7, size="small") as sim:
+        payouts = sim.objects("payouts", mode="test")
+        records = [{**t, "payout": payout_id} for payout_id, ts in reconciled_transactions(sim).items() for t in ts]
+        rows = example.payout_reconciliation(payouts, records)
+        expected = expected_reconciliation(sim)
+
+    assert [{"payout": r.payout, "currency": r.currency, "transactions": r.transactions, "gross": str(r.gross),
+             "refunds": str(r.refunds), "disputes": str(r.disputes), "other": str(r.other), "fees": str(r.fees),
+             "net": str(r.net), "amount": str(r.amount), "matches": r.matches} for r in rows] == expected
+    assert rows and all(r.matches for r in rows)
+    assert {r.currency for r in rows} >= {"usd", "jpy"}  # exact per currency, yen without decimals
+    assert all("." not in str(r.net) for r in rows if r.currency == "jpy")

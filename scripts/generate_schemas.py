@@ -42,6 +42,29 @@ def manifest_streams() -> dict[str, tuple[str, tuple[str, ...]]]:
     facts = SourceStripeOntologie().facts
     return {name: (stream.object_name, tuple(stream.expansions)) for name, stream in facts.streams.items()}
 
+
+def stream_fields(stream: str) -> dict[str, Any]:
+    """Fields the connector adds to one stream's records, from its manifest facts: a `created_from` stream's
+    `created` copy, a `children_of` stream's field naming the parent (payout_balance_transactions: `payout`)."""
+    from source_stripe_ontologie import SourceStripeOntologie
+
+    facts = SourceStripeOntologie().facts.stream(stream)
+    fields: dict[str, Any] = {}
+    if facts.created_from:
+        fields["created"] = {
+            "type": "integer",
+            "description": f"Added by the connector: a copy of `{facts.created_from}` (Stripe's object has no "
+            f"`created`; its list's `created` filter reads `{facts.created_from}`). The stream's cursor.",
+        }
+    children = getattr(facts, "children_of", None)
+    if children is not None:
+        fields[children.link_field] = {
+            "type": "string",
+            "description": f"Added by the connector: the id of the {children.parent_object} whose "
+            f"`{children.filter}` list returned this record.",
+        }
+    return fields
+
 # Fields the connector itself adds to every record (issue: updates and deletions through events).
 CONNECTOR_FIELDS: dict[str, Any] = {
     # Names no Stripe component of spec3.json has as a property (a test checks it), so that the connector's fields
@@ -72,10 +95,12 @@ class SchemaConverter:
     def __init__(self, spec: dict[str, Any]):
         self.components = spec["components"]["schemas"]
 
-    def stream_schema(self, component: str, expanded: tuple[str, ...]) -> dict[str, Any]:
+    def stream_schema(self, component: str, expanded: tuple[str, ...],
+                      added: dict[str, Any] | None = None) -> dict[str, Any]:
         source = self.components[component]
         schema = self._object(source, stack=(component,), nullable=False, expanded=expanded)
         schema["properties"].update(CONNECTOR_FIELDS)
+        schema["properties"].update(added or {})
         return {
             "$schema": "http://json-schema.org/draft-07/schema#",
             "title": component,
@@ -162,7 +187,8 @@ def render_all(spec_path: Path) -> dict[str, str]:
     """Return {file name: JSON text} for every stream schema."""
     converter = SchemaConverter(json.loads(spec_path.read_text()))
     return {
-        f"{stream}.json": json.dumps(converter.stream_schema(component, expanded), indent=2, sort_keys=True) + "\n"
+        f"{stream}.json": json.dumps(converter.stream_schema(component, expanded, stream_fields(stream)), indent=2,
+                                     sort_keys=True) + "\n"
         for stream, (component, expanded) in manifest_streams().items()
     }
 

@@ -20,7 +20,8 @@ every request unpaced without a word):
    source calls itself.
 4. `ConcurrentCursor._connector_state_converter` (replaced) and `AbstractStreamStateConverter.
    _get_latest_complete_time` (overridden): what a datetime cursor writes as state. The manifest cannot choose
-   a `DatetimeBasedCursor`'s state converter; ours writes the end of the finished windows, and the events cursor.
+   a `DatetimeBasedCursor`'s state converter; ours writes the end of the finished windows, the events cursor, and
+   (decorating it, `wrap_state_converter`) the oldest unsettled object's second.
 5. `ConcurrentCursor._end_provider` (called): the end of this sync's windows, so change capture reads events up
    to exactly where the windows stop.
 6. `ManifestComponentTransformer` (an internal step of the manifest parser): gives a requester definition copied
@@ -99,6 +100,15 @@ class FinishedWindowsStateConverter(CustomFormatConcurrentStreamStateConverter):
         ours.__dict__.update(converter.__dict__)  # same format, granularity and parser
         cursor._connector_state_converter = ours
         return ours
+
+
+def wrap_state_converter(cursor: ConcurrentCursor, wrap: Callable[[Any], Any]) -> Any:
+    """Replace the cursor's state converter by `wrap(current converter)` (a decorator that adds state keys)."""
+    if not hasattr(cursor, "_connector_state_converter"):
+        raise AttributeError("airbyte-cdk's ConcurrentCursor no longer has _connector_state_converter; see "
+                             "source_stripe_ontologie/cdk_seam.py")
+    cursor._connector_state_converter = wrap(cursor._connector_state_converter)
+    return cursor._connector_state_converter
 
 
 # 5. --------------------------------------------------------------------------------------------------------------

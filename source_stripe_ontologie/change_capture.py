@@ -60,6 +60,7 @@ from airbyte_cdk.sources.types import Record, StreamSlice
 
 from source_stripe_ontologie import cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
+from source_stripe_ontologie.components import copy_created
 from source_stripe_ontologie.change_rules import (
     RETENTION,
     Change,
@@ -376,8 +377,7 @@ class ChangeCapture:
         converter.checkpoint = checkpoint
         cursor = ChangeCaptureCursor(windows, checkpoint)
         by_id = self._requester(facts, facts, missing_is_gone=True)
-        sub_lists = self._completer(facts)
-        fetcher = ObjectFetcher(by_id, facts.expansions, sub_lists.complete if sub_lists else None)
+        fetcher = ObjectFetcher(by_id, facts.expansions, self._completion(facts))
         guard = RequireKeyMode(parameters={"name": name}, config=self._config).transform
         generator = ChangeCaptureGenerator(
             windows_generator, name, ChangeFeed.of(facts),
@@ -385,6 +385,19 @@ class ChangeCapture:
             functools.partial(ChangeRecords, facts.object_name, fetcher, self._start_date(), guard=guard),
             checkpoint, on_advance=cursor.emit_state, restart_windows=cursor.restart_windows)
         return generator, cursor
+
+    def _completion(self, facts: StreamFacts) -> Optional[Callable[[dict], dict]]:
+        """What a re-fetched object needs to look like the stream's listed records: complete sub-lists, and the
+        `created` copy of a `created_from` stream."""
+        sub_lists = self._completer(facts)
+        if not facts.created_from:
+            return sub_lists.complete if sub_lists else None
+
+        def complete(obj: dict) -> dict:
+            copy_created(obj, facts.created_from)
+            return sub_lists.complete(obj) if sub_lists else obj
+
+        return complete
 
     def _requester(self, stream: StreamFacts, target: StreamFacts, missing_is_gone: bool = False) -> Any:
         """A requester of `target`'s resource whose errors name `stream` (and `target`'s permission)."""

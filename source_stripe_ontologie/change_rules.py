@@ -44,10 +44,11 @@ class ChangeFeed:
 
     id_field_by_type: Mapping[str, str]
     deletions: frozenset
+    created_field: str = CURSOR_FIELD  # where an own object carries its creation time (invoice items: `date`)
 
     @classmethod
     def of(cls, facts: StreamFacts) -> "ChangeFeed":
-        return cls(dict(facts.change_events), frozenset(facts.deletion_events))
+        return cls(dict(facts.change_events), frozenset(facts.deletion_events), facts.created_from or CURSOR_FIELD)
 
     @property
     def event_types(self) -> List[str]:
@@ -80,7 +81,7 @@ class ChangeFeed:
             return None
         own = id_field == "id"
         return Change(object_id=object_id, updated=int(event["created"]), deletion=event["type"] in self.deletions,
-                      own=own, created=payload.get("created") if own else None)
+                      own=own, created=payload.get(self.created_field) if own else None)
 
 
 def _supersedes(change: Change, known: Change) -> bool:

@@ -77,7 +77,7 @@ class ReadAccessProbe:
         ]
 
     def _probe(self, stream: str, facts: StreamFacts, started: float) -> ProbeResult:
-        url = f"{api_base(self.config)}/v1/{facts.resource}"
+        url = f"{api_base(self.config)}/v1/{facts.probed_resource}"
         result = ProbeResult(stream)
         for attempt in range(1, self.max_attempts + 1):
             remaining = self.deadline_seconds - (time.monotonic() - started)

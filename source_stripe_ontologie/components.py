@@ -13,6 +13,7 @@ import orjson
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
+from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import PaginationStrategy
 from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import HttpStatusErrorHandler
@@ -197,3 +198,32 @@ def _vanished_cursor(response: requests.Response) -> bool:
     except orjson.JSONDecodeError:
         return False
     return error.get("code") == "resource_missing" and error.get("param") == "starting_after"
+
+@dataclass
+class CreatedFromField(RecordTransformation):
+    """Gives records of a `created_from` stream a `created` copy of that field (invoice items: `date`).
+
+    Stripe's invoice item has no `created`; its list's `created` filter reads `date`. With a `created` copy, the
+    stream's windows, state, history probe and change capture work as for every other stream; `date` stays as
+    Stripe sent it. The manifest's `AddFields` would do the copy but must be repeated in every stream that needs it
+    (a stream's `transformations` replace the shared ones), and objects re-fetched after an event need it too
+    (`copy_created`). A no-op for streams that declare no `created_from`.
+    """
+
+    parameters: InitVar[Mapping[str, Any]] = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.source_field = (parameters or {}).get("created_from") or None
+
+    def transform(self, record: MutableMapping[str, Any], config: Any = None, stream_state: Any = None,
+                  stream_slice: Any = None) -> None:
+        if self.source_field:
+            copy_created(record, self.source_field)
+
+
+def copy_created(record: MutableMapping[str, Any], source_field: str) -> MutableMapping[str, Any]:
+    """`created` = `record[source_field]`, unless the record already has one (a tombstone)."""
+    if record.get("created") is None and record.get(source_field) is not None:
+        record["created"] = record[source_field]
+    return record

@@ -25,7 +25,8 @@ logger = logging.getLogger("airbyte")
 
 CURSOR_FIELD = "created"
 EVENTS_CURSOR_FIELD = "events_created"  # written by source_stripe_ontologie.change_capture
-CURSOR_KEYS = (CURSOR_FIELD, EVENTS_CURSOR_FIELD)
+UNSETTLED_CURSOR_FIELD = "unsettled_since"  # written by source_stripe_ontologie.unsettled
+CURSOR_KEYS = (CURSOR_FIELD, EVENTS_CURSOR_FIELD, UNSETTLED_CURSOR_FIELD)
 # What the CDK writes for a stream read in full_refresh mode: no cursor, so the next incremental read starts
 # from start_date (that stream has never been read incrementally).
 NO_CURSOR_MARKER = "__ab_no_cursor_state_message"

@@ -27,6 +27,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_stripe_ontologie import cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
 from source_stripe_ontologie.check import ReadAccessProbe
+from source_stripe_ontologie.children import ChildrenExpansion
 from source_stripe_ontologie.components import SubListCompleter
 from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.error_messages import invalid_config
@@ -39,6 +40,7 @@ from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
 from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
 from source_stripe_ontologie.streams import BuiltPartitions, StripeStream
 from source_stripe_ontologie.sync_report import SyncReport
+from source_stripe_ontologie.unsettled import UnsettledRefresh
 from source_stripe_ontologie.vanished_cursor import RereadsOfVanishedCursors
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -98,14 +100,18 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         built = super().streams(config)
         change_capture = ChangeCapture(factory, self.resolved_manifest, self.facts, self.config, self._usable_state,
                                        completer=self._sub_list_completer, stale=self._stale_events.stale)
+        unsettled = UnsettledRefresh(factory, self.resolved_manifest, self.config, self._usable_state)
+        children = ChildrenExpansion(factory, self.resolved_manifest, self.config)
         windows_per_stream = self._windows_per_stream()
         wrapped: List[AbstractStream] = []
         for stream in built:
             RereadsOfVanishedCursors.install(stream)
-            cursor = stream.cursor
+            windows = cursor = stream.cursor
             if isinstance(cursor, ConcurrentCursor):
                 FinishedWindowsStateConverter.install(cursor)
             partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream), cursor)
+            partitions, cursor = unsettled.wrap(self.facts.stream(stream.name), partitions, cursor, windows)
+            partitions, cursor = children.wrap(self.facts.stream(stream.name), partitions, cursor)
             wrapped.append(StripeStream(stream, StreamFairShare(partitions, windows_per_stream), cursor))
         return wrapped
 

@@ -24,6 +24,50 @@ class Permission:
 
 
 @dataclass(frozen=True)
+class Unsettled:
+    """Objects of a stream that still change, without any event, while `field` is one of `values` (a balance
+    transaction while its `status` is `pending`)."""
+
+    field: str
+    values: frozenset
+
+    @classmethod
+    def of(cls, declared: Optional[Mapping[str, Any]]) -> Optional["Unsettled"]:
+        if not declared:
+            return None
+        return cls(str(declared["field"]), frozenset(declared["values"]))
+
+    def holds(self, record: Mapping[str, Any]) -> bool:
+        return record.get(self.field) in self.values
+
+
+@dataclass(frozen=True)
+class ChildrenOf:
+    """A stream's `children_of` declaration (see the comment above `streams:` in the manifest)."""
+
+    resource: str  # the children's list, GET /v1/<resource>
+    filter: str  # its parameter naming the parent: ?<filter>=<parent id>
+    link_field: str  # added to each child: the parent's id
+    parent_object: str
+    when: Mapping[str, Any] = field(default_factory=dict)  # parents whose children are read
+    skipped_when: Mapping[str, Any] = field(default_factory=dict)  # parents skipped for good, counted
+
+    @classmethod
+    def of(cls, declared: Optional[Mapping[str, Any]]) -> Optional["ChildrenOf"]:
+        if not declared:
+            return None
+        return cls(resource=declared["resource"], filter=declared["filter"], link_field=declared["link_field"],
+                   parent_object=declared["parent_object"], when=dict(declared.get("when") or {}),
+                   skipped_when=dict(declared.get("skipped_when") or {}))
+
+    def ready(self, parent: Mapping[str, Any]) -> bool:
+        return all(parent.get(key) == value for key, value in self.when.items())
+
+    def skipped(self, parent: Mapping[str, Any]) -> bool:
+        return bool(self.skipped_when) and all(parent.get(k) == v for k, v in self.skipped_when.items())
+
+
+@dataclass(frozen=True)
 class StreamFacts:
     """One stream as its manifest entry declares it (see the comment above `streams:` in the manifest)."""
 
@@ -35,6 +79,9 @@ class StreamFacts:
     deletion_events: frozenset = frozenset()
     list_parameters: Mapping[str, Any] = field(default_factory=dict)  # the fixed query of its list requests
     sub_lists: Tuple[str, ...] = ()
+    created_from: Optional[str] = None  # the object's own creation field when it has no `created` (`date`)
+    unsettled: Optional["Unsettled"] = None  # objects that change without events while in some states
+    children_of: Optional["ChildrenOf"] = None  # records are the children of the listed parents
 
     @classmethod
     def from_definition(cls, stream: Mapping[str, Any]) -> "StreamFacts":
@@ -50,6 +97,9 @@ class StreamFacts:
             deletion_events=frozenset(parameters.get("deletion_events") or ()),
             list_parameters=dict(requester.get("request_parameters") or {}),
             sub_lists=tuple(parameters.get("sub_lists") or ()),
+            created_from=parameters.get("created_from") or None,
+            unsettled=Unsettled.of(parameters.get("unsettled")),
+            children_of=ChildrenOf.of(parameters.get("children_of")),
         )
 
     @property
@@ -58,6 +108,11 @@ class StreamFacts:
         expand = self.list_parameters.get("expand[]") or []
         expand = [expand] if isinstance(expand, str) else list(expand)
         return [path[len("data."):] if path.startswith("data.") else path for path in expand]
+
+    @property
+    def probed_resource(self) -> str:
+        """What `check` asks for one object of: the records' own list (a `children_of` stream's children)."""
+        return self.children_of.resource if self.children_of else self.resource
 
     @property
     def filters(self) -> Dict[str, str]:

@@ -29,6 +29,11 @@ FACTS = ManifestFacts.from_manifest(SourceStripeOntologie().resolved_manifest)
 STREAMS = FACTS.names
 
 
+def path_of(stream: str) -> str:
+    """`/v1/<resource>` a stream's records (or `events`) are listed at; what `check` probes."""
+    facts = FACTS.stream(stream) or FACTS.events
+    return f"/v1/{facts.probed_resource}"
+
 _ids = itertools.count(1)
 
 
@@ -41,7 +46,9 @@ def config(**overrides: Any) -> dict[str, Any]:
 
 
 def stripe_object(resource: str, created: int = 1_700_000_000, **fields: Any) -> dict[str, Any]:
-    obj = {"id": f"{PREFIX[resource]}_{next(_ids):08d}", "object": resource.rstrip("s"), "created": created,
+    facts = FACTS.stream(resource)
+    obj = {"id": f"{PREFIX.get(resource, resource[:3])}_{next(_ids):08d}",
+           "object": facts.object_name if facts else resource.rstrip("s"), "created": created,
            "livemode": False, "metadata": {}}
     obj.update(fields)
     return obj

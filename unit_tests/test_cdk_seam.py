@@ -80,6 +80,25 @@ def test_the_state_converter_of_a_datetime_cursor_can_be_swapped_and_its_private
     assert ours._get_latest_complete_time(windows) == at(30)  # noqa: SLF001 (the end of the windows, not 12)
 
 
+def test_a_state_converter_can_be_decorated_and_the_cursor_writes_through_the_decorator():
+    cursor = built(SourceStripeOntologie(config=config()), "payouts").cursor
+    FinishedWindowsStateConverter.install(cursor)
+
+    class AddsAKey:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def convert_to_state_message(self, cursor_field, stream_state):
+            return {**self.inner.convert_to_state_message(cursor_field, stream_state), "added": "1"}
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    cdk_seam.wrap_state_converter(cursor, AddsAKey)
+
+    assert cursor.state["added"] == "1" and "created" in cursor.state
+
+
 def test_the_window_end_is_now_minus_the_read_lag():
     cursor = built(SourceStripeOntologie(config=config(read_lag_seconds=60)), "charges").cursor
 

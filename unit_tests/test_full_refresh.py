@@ -5,12 +5,14 @@ import pytest
 
 from unit_tests.factories import (
     API,
+    FACTS,
     STREAMS,
     TEST_KEY,
     config,
     invoice_with_lines,
     objects,
     paged_responder,
+    path_of,
     query_of,
 )
 
@@ -20,9 +22,9 @@ def _window_holds(query, created: int) -> bool:
     return "created[gte]" in query and int(query["created[gte]"][0]) <= created <= int(query["created[lte]"][0])
 
 
-def _serve(requests_mock, resource: str, items):
-    url = f"{API}/v1/{resource}"
-    requests_mock.get(url, json=paged_responder(items, f"/v1/{resource}"))
+def _serve(requests_mock, stream: str, items):
+    url = f"{API}{path_of(stream)}"
+    requests_mock.get(url, json=paged_responder(items, path_of(stream)))
     return url
 
 
@@ -42,7 +44,15 @@ def test_pagination_follows_starting_after_until_has_more_is_false(requests_mock
 
 @pytest.mark.parametrize("stream", STREAMS)
 def test_every_request_carries_limit_bearer_key_and_pinned_version(requests_mock, read_stripe, stream):
-    _serve(requests_mock, stream, objects(stream, 3))
+    children = FACTS.stream(stream).children_of
+    if children:  # three parents ready to be read, one child each
+        parents = [{**p, **children.when} for p in objects(children.parent_object + "s", 3)]
+        requests_mock.get(f"{API}/v1/{FACTS.stream(stream).resource}", json=paged_responder(parents, "/v1/x"))
+        requests_mock.get(f"{API}{path_of(stream)}", json=lambda request, context: {
+            "object": "list", "url": "/v1/x", "has_more": False, "data": [
+                {"id": "txn_of_" + query_of(request)[children.filter][0], "created": 1_600_000_000}]})
+    else:
+        _serve(requests_mock, stream, objects(stream, 3))
 
     output = read_stripe(config(), stream)
 
@@ -106,3 +116,45 @@ def test_amounts_and_timestamps_pass_through_as_integers(requests_mock, read_str
     assert record["amount"] == 123456789012 and isinstance(record["amount"], int)
     assert record["created"] == charge["created"] and isinstance(record["created"], int)
     assert record["currency"] == "jpy"
+
+
+def test_invoice_items_get_a_created_copy_of_their_date_and_windows_filter_on_it(requests_mock, read_stripe):
+    items = objects("invoice_items", 2)
+    for item in items:  # Stripe's invoice item has `date`, not `created`; the list's `created` filter reads `date`
+        item["date"] = item.pop("created")
+    requests_mock.get(f"{API}{path_of('invoice_items')}", json=lambda request, context: _by_date(items, request))
+
+    output = read_stripe(config(), "invoice_items")
+
+    assert [r.record.data for r in output.records] == [{**item, "created": item["date"]} for item in items]
+
+
+def _by_date(items, request):
+    query = query_of(request)
+    low, high = int(query["created[gte]"][0]), int(query["created[lte]"][0])
+    return {"object": "list", "url": "/v1/invoiceitems", "has_more": False,
+            "data": [i for i in items if low <= i["date"] <= high]}
+
+
+def test_reconciled_automatic_payouts_become_their_balance_transactions_and_manual_ones_are_counted_once(
+        requests_mock, read_stripe, caplog):
+    stream = next(name for name in STREAMS if FACTS.stream(name).children_of)
+    reconciled, in_progress, manual, other_manual = objects("payouts", 4)
+    reconciled.update(automatic=True, reconciliation_status="completed")
+    in_progress.update(automatic=True, reconciliation_status="in_progress")
+    manual.update(automatic=False, reconciliation_status="not_applicable")
+    other_manual.update(automatic=False, reconciliation_status="not_applicable")
+    requests_mock.get(f"{API}/v1/payouts", json=paged_responder([reconciled, in_progress, manual, other_manual],
+                                                                "/v1/payouts"))
+    transactions = [{"id": f"txn_{i}", "object": "balance_transaction", "created": 1_600_000_000 - i, "net": 100 * i}
+                    for i in range(150)]  # two pages of them
+    requests_mock.get(f"{API}/v1/balance_transactions", json=paged_responder(transactions, "/v1/balance_transactions"))
+
+    with caplog.at_level("INFO", logger="airbyte"):
+        output = read_stripe(config(), stream)
+
+    assert [r.record.data for r in output.records] == [{**t, "payout": reconciled["id"]} for t in transactions]
+    asked = [query_of(r) for r in requests_mock.request_history if r.path == "/v1/balance_transactions"]
+    assert [q["payout"] for q in asked] == [[reconciled["id"]]] * 2 and asked[1]["starting_after"] == ["txn_99"]
+    counted = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(counted) == 1 and counted[0].startswith(f"{stream}: skipped 2 payouts with automatic=False")

@@ -54,8 +54,8 @@ def test_a_cursor_in_the_future_is_rejected_rather_than_silently_skipping_object
 
 
 def test_a_state_for_a_stream_this_connector_does_not_have_is_rejected():
-    with pytest.raises(AirbyteTracedException, match="names stream 'refunds', which this connector does not have"):
-        validate(state_input("refunds", "1718000000"))
+    with pytest.raises(AirbyteTracedException, match="names stream 'tax_rates', which this connector does not have"):
+        validate(state_input("tax_rates", "1718000000"))
 
 
 def test_keys_this_connector_never_writes_are_rejected():
@@ -106,3 +106,9 @@ def stream_state_message(stream: str, stream_state: dict) -> list:
     """A per-stream state message with any stream_state, including shapes StateBuilder would not build."""
     return [AirbyteStateMessage(type=AirbyteStateType.STREAM, stream=AirbyteStreamState(
         stream_descriptor=StreamDescriptor(name=stream), stream_state=stream_state))]
+
+
+def test_the_oldest_unsettled_objects_second_is_a_cursor_key_validated_like_the_others():
+    validate(stream_state_message("balance_transactions", {"created": "1718000000", "unsettled_since": "1717990000"}))
+    with pytest.raises(AirbyteTracedException, match="unsettled_since="):
+        validate(stream_state_message("balance_transactions", {"created": "1718000000", "unsettled_since": "soon"}))

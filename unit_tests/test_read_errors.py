@@ -4,17 +4,20 @@ from __future__ import annotations
 import time
 from unittest import mock
 
+import pytest
 import requests
 from airbyte_cdk.models import AirbyteStreamStatus, FailureType, Level
 
 from unit_tests.factories import (
     API,
+    FACTS,
     STREAMS,
     TEST_KEY,
     config,
     forbidden_body,
     objects,
     paged_responder,
+    path_of,
     query_of,
     stripe_error,
     vanished_cursor_body,
@@ -71,6 +74,39 @@ def test_403_fails_only_that_stream_naming_the_permission_and_the_others_deliver
         "(rak_payout_read), or do not select payouts.")
     assert summary.message.startswith("1 of 3 streams did not sync: payouts (403 Permission denied")
     assert "charges (3 records), customers (2 records)" in summary.message
+
+
+MONEY_STREAMS = [s for s in STREAMS if s not in ("customers", "charges", "subscriptions", "invoices", "products",
+                                                 "payouts") and not FACTS.stream(s).children_of]
+
+
+@pytest.mark.parametrize("stream", MONEY_STREAMS)
+def test_403_on_a_money_stream_fails_it_alone_naming_its_permission(requests_mock, read_stripe, stream):
+    facts = FACTS.stream(stream)
+    charges = objects("charges", 2)
+    _serve(requests_mock, "charges", charges)
+    requests_mock.get(f"{API}{path_of(stream)}", status_code=403, json=forbidden_body(TEST_KEY, stream))
+
+    output = read_stripe(config(**FAST), "charges", stream, expecting_exception=True)
+
+    assert _ids(output, "charges") == [c["id"] for c in charges]
+    assert output.get_stream_statuses(stream)[-1] == AirbyteStreamStatus.INCOMPLETE
+    error, summary = _errors(output)
+    assert error.stream_descriptor.name == stream
+    assert error.message.startswith(f"{stream}: 403 Permission denied: the restricted key (rk_test_...wxyz) cannot "
+                                    f"read {facts.resource} (GET {path_of(stream)}).")
+    assert f"grant {facts.permission.shown()}, or do not select {stream}." in error.message
+
+
+def test_403_naming_another_permission_than_declared_names_stripes(requests_mock, read_stripe):
+    body = forbidden_body(TEST_KEY, "balance_transactions")
+    body["error"]["message"] = body["error"]["message"].replace(FACTS.stream("balance_transactions").permission.name,
+                                                                "rak_balance_transaction_source_read")
+    requests_mock.get(f"{API}/v1/balance_transactions", status_code=403, json=body)
+
+    output = read_stripe(config(**FAST), "balance_transactions", expecting_exception=True)
+
+    assert "grant rak_balance_transaction_source_read, or do not select balance_transactions." in _errors(output)[0].message
 
 
 def test_a_stream_that_finishes_empty_gets_one_warning_with_the_test_mode_hint(requests_mock, read_stripe):

@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, Optional
 
-from integration_tests.connector_cli import STREAMS, configured_catalog, run_connector
+from integration_tests.connector_cli import SIX_STREAMS as STREAMS, configured_catalog, run_connector
 from integration_tests.stripe_simulator import Latency, RateLimits, StripeSimulator, keys
 
 # Balanced so that no endpoint needs more than a quarter of the requests: with Stripe's 25 req/s per endpoint

@@ -93,6 +93,21 @@ Control API over HTTP (JSON, no auth, for the demo and non-Python callers); ``mo
 ``POST /_sim/keys {"key", "mode_of_key", "resources", "revoked"}``; ``POST /_sim/faults/<method>`` with the
 method's keyword arguments; ``DELETE /_sim/faults``.
 
+The money trail (``money_trail.py``, issue #13): ``GET /v1/balance_transactions`` (filters ``payout`` (automatic
+payouts only, 400 for manual ones like Stripe), ``type``, ``source``, ``currency``), ``/v1/refunds``, ``/v1/disputes``,
+``/v1/payment_intents``, ``/v1/credit_notes``, ``/v1/invoiceitems`` (``created`` filters read ``date``; ``pending``),
+``/v1/prices``, ``/v1/coupons``, ``/v1/application_fees``, ``/v1/transfers``, each by id, and the embedded lists
+``/v1/credit_notes/{id}/lines``, ``/v1/application_fees/{id}/refunds``, ``/v1/transfers/{id}/reversals``. Built from
+the seeded charges, invoices and payouts: a balance transaction with Stripe's fee for every succeeded charge,
+refund, dispute, application fee, transfer and payout, pending until ``available_on``
+(``sim.settle_balance(until=ts)`` flips the due ones, as Stripe does, without an event); automatic payouts pay the
+available balance of their period (their ``?payout=`` list's ``net`` sums to 0, to the payout's amount without its
+own ``payout`` transaction); ``sim.update("payouts", id, status="paid")`` on an automatic payout completes its
+reconciliation and records ``payout.reconciliation_completed``. ``sim.create("charges")`` and
+``sim.create("payouts", currency=...)`` get their money trail too. Updates and deletions (invoice items, prices,
+coupons) record ``<prefix>.updated|deleted`` like the six; pass ``event_type=`` where Stripe has no ``.updated``.
+``sim.sub_list_items(url)`` gives every item of an embedded list. ``POST /_sim/settle_balance {"until": ts}``.
+
 Data (``data.py``): seeded and deterministic; named sizes tiny (40 objects), small (172), medium (6,000),
 large (200,000) per mode, or explicit counts. Measured numbers are in README.md next to this file.
 """

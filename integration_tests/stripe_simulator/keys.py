@@ -32,6 +32,17 @@ PERMISSIONS = {
     "products": "rak_product_read",
     "payouts": "rak_payout_read",
     "events": "rak_event_read",
+    # the money trail (what the connector's manifest declares; see its comments on what Stripe's docs leave open)
+    "balance_transactions": "rak_balance_read",
+    "refunds": "rak_refund_read",
+    "disputes": "rak_dispute_read",
+    "payment_intents": "rak_payment_intent_read",
+    "credit_notes": "rak_credit_note_read",
+    "invoiceitems": "rak_invoiceitem_read",
+    "prices": "rak_plan_read",
+    "coupons": "rak_coupon_read",
+    "application_fees": "rak_application_fee_read",
+    "transfers": "rak_transfer_read",
 }
 
 # Stripe answered publishable keys on secret-only endpoints with 401 (AuthenticationError) in 2016 and answers

@@ -16,6 +16,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from . import keys as keys_module
+from . import money_trail
 from .behaviour import Faults, Latency, PageHooks, RateLimiter, RateLimits, Stats
 from .data import OBJECT_NAME, RESOURCES, Dataset
 from .generic import GENERIC_COUNTS, GenericCatalog, GenericObjects
@@ -26,7 +27,9 @@ from .store import Collection, Record, dumps, list_body
 EVENT_RETENTION_SECONDS = 30 * 86400
 MODES = ("test", "live")
 EVENT_PREFIX = {"customers": "customer", "charges": "charge", "subscriptions": "customer.subscription",
-                "invoices": "invoice", "products": "product", "payouts": "payout"}
+                "invoices": "invoice", "products": "product", "payouts": "payout", **money_trail.EVENT_PREFIX}
+SERVED = RESOURCES + money_trail.RESOURCES  # the six, then the money trail (money_trail.py)
+OBJECT_NAME = {**OBJECT_NAME, **money_trail.OBJECT_NAME}
 
 
 class _Collections(dict):
@@ -48,16 +51,21 @@ class ModeState:
 
     The six realistic resources come from ``dataset``; any other served resource from ``generic`` on first use."""
 
-    def __init__(self, dataset: Dataset, generic: Callable[[str], GenericObjects]):
+    def __init__(self, dataset: Dataset, generic: Callable[[str], GenericObjects],
+                 clock: Callable[[], float] = time.time):
         self.livemode = dataset.livemode
         self.factory = dataset.factory
+        self.trail = money_trail.build(dataset, clock)  # completes the seeded payouts: before they are served
         self.collections: Dict[str, Collection] = _Collections(generic)
         self.collections.update({r: Collection(dataset.objects[r]) for r in RESOURCES})
+        for resource in money_trail.RESOURCES:  # realistic, linked money-trail objects before generic ones
+            self.collections[resource] = Collection(self.trail.objects[resource],
+                                                    created_of=money_trail.created_of(resource))
         self.collections["events"] = Collection()
-        self.prices: Dict[str, Record] = {pid: Record(p) for pid, p in dataset.prices.items()}
+        self.prices: Dict[str, Record] = dict(self.collections["prices"].by_id)
         self.lines: Dict[str, List[Record]] = {iid: [Record(l) for l in ls]
                                                for iid, ls in dataset.invoice_lines.items()}
-        self.deleted: Dict[str, Dict[str, dict]] = {r: {} for r in RESOURCES}
+        self.deleted: Dict[str, Dict[str, dict]] = {r: {} for r in SERVED}
 
     def lookup(self, resource: str, obj_id: str) -> Optional[dict]:
         if resource == "prices":
@@ -173,7 +181,7 @@ class StripeSimulator:
                     gc.disable()
                     try:
                         dataset = Dataset.generate(seed=self.seed, counts=self.counts, livemode=mode == "live")
-                        state = ModeState(dataset, self._generic_maker(mode == "live"))
+                        state = ModeState(dataset, self._generic_maker(mode == "live"), lambda: self.clock())
                     finally:
                         if was_enabled:
                             gc.enable()
@@ -223,6 +231,12 @@ class StripeSimulator:
         with self._lock:
             return [json.loads(r.json) for r in state.lines[invoice_id]]
 
+    def sub_list_items(self, url: str, mode: str = "test") -> List[dict]:
+        """Every item of an embedded money-trail list (``/v1/transfers/{id}/reversals``...), newest first."""
+        state = self._state(mode)
+        with self._lock:
+            return json.loads(dumps(state.trail.sub_lists.get(url, [])))
+
     def events(self, mode: str = "test", types: Optional[Iterable[str]] = None) -> List[dict]:
         """Retained events (30 days against ``clock``), newest first."""
         wanted = set(types) if types else None
@@ -244,7 +258,7 @@ class StripeSimulator:
         self._check_resource(resource)
         state = self._state(mode)
         created = int(self.clock() if created is None else created)
-        if resource in self.catalog:
+        if resource in self.catalog and resource not in SERVED:
             return self._create_generic(state, resource, created, fields)
         with self._lock:
             obj, lines, prices = self._build(state, resource, created, line_count, fields)
@@ -256,6 +270,8 @@ class StripeSimulator:
                 state.prices[p["id"]] = Record(p)
             if lines is not None:
                 state.lines[obj["id"]] = [Record(l) for l in lines]
+            if resource in ("charges", "payouts"):
+                self._money_trail_of(state, resource, obj, fields.get("currency"))
             state.collections[resource].add(obj)
             if resource == "charges":
                 event_type = f"charge.{obj['status']}"
@@ -264,6 +280,25 @@ class StripeSimulator:
             self._record_event(state, event_type, obj, created=created)
             return copy.deepcopy(obj)
 
+    def _money_trail_of(self, state: ModeState, resource: str, obj: dict, currency: Optional[str]) -> None:
+        """A new charge's balance transaction, payment intent, refund and dispute; a new payout's transactions."""
+        trail = state.trail
+        before = {r: len(trail.objects[r]) for r in money_trail.RESOURCES}
+        if resource == "charges":
+            trail.for_charge(obj, index=1)  # index 1: no application fee or transfer
+        else:
+            trail.pay_out(obj, currency)
+        for r in money_trail.RESOURCES:
+            for new in trail.objects[r][before[r]:]:
+                state.collections[r].add(new)
+
+    def settle_balance(self, mode: str = "test", until: Optional[int] = None) -> int:
+        """Flip the pending balance transactions due by ``until`` (default: the clock) to ``available``, as Stripe
+        does without any event; returns how many."""
+        state = self._state(mode)
+        with self._lock:
+            return money_trail.settle(state.collections["balance_transactions"].records,
+                                      int(self.clock() if until is None else until))
     def _create_generic(self, state: ModeState, resource: str, created: int, fields: dict) -> dict:
         """A generated object of a generic resource with ``fields`` overriding; records ``<object>.created``."""
         with self._lock:
@@ -344,6 +379,12 @@ class StripeSimulator:
             if event_type is None:
                 event_type = self._update_event_type(resource, previous, obj, self._event_prefix(resource))
             self._record_event(state, event_type, obj, previous=previous)
+            if (resource == "payouts" and obj.get("automatic") and obj["status"] == "paid"
+                    and obj.get("reconciliation_status") == "in_progress"):
+                obj["reconciliation_status"] = "completed"  # its transactions are final: Stripe says so
+                rec.invalidate()
+                self._record_event(state, "payout.reconciliation_completed", obj,
+                                   previous={"reconciliation_status": "in_progress"})
             return copy.deepcopy(obj)
 
     @staticmethod
@@ -368,7 +409,8 @@ class StripeSimulator:
         """Remove an object from its list and record ``<type>.deleted`` (subscriptions:
         ``customer.subscription.deleted``). Stripe cannot delete charges or payouts, nor can the simulator."""
         self._check_resource(resource)
-        if resource in ("charges", "payouts"):
+        if resource in SERVED and resource not in RESOURCES + money_trail.DELETABLE or resource in ("charges",
+                                                                                                  "payouts"):
             raise ValueError(f"Stripe has no way to delete {resource}")
         state = self._state(mode)
         with self._lock:
@@ -405,7 +447,7 @@ class StripeSimulator:
         return event
 
     def _check_resource(self, resource: str) -> None:
-        if resource not in RESOURCES and resource not in self.catalog:
+        if resource not in SERVED and resource not in self.catalog:
             raise ValueError(f"unknown resource {resource!r}; known: {RESOURCES} and the generic ones "
                              f"(sim.catalog.resources)")
 
@@ -420,11 +462,14 @@ class StripeSimulator:
         mode = info.mode
         parts = path.strip("/").split("/")
         obj_id = None
-        if len(parts) == 2 and parts[1] in RESOURCES + ("events",):
+        sub_list = money_trail.sub_list_url(parts)
+        if len(parts) == 2 and parts[1] in SERVED + ("events",):
             endpoint, resource, invoice_id = parts[1], parts[1], None
         elif len(parts) == 4 and parts[1] == "invoices" and parts[3] == "lines":
             endpoint, resource, invoice_id = "invoice_lines", "invoices", parts[2]
-        elif len(parts) == 3 and parts[1] in RESOURCES and parts[2]:
+        elif sub_list is not None:
+            endpoint, resource, invoice_id = f"{parts[1]}_sub_list", parts[1], None
+        elif len(parts) == 3 and parts[1] in SERVED and parts[2]:
             endpoint, resource, invoice_id, obj_id = f"{parts[1]}_by_id", parts[1], None, parts[2]
         else:
             routed = self.catalog.route(path)
@@ -443,7 +488,7 @@ class StripeSimulator:
         if limiter is not None and not limiter.admit(account, mode, endpoint):
             raise self._rate_limit_error(limiter.limits.should_retry)
         params = parse_query(query, self._params[endpoint])
-        created = range_bounds(params, "created") if endpoint != "invoice_lines" else range_bounds({}, "created")
+        created = range_bounds(params if "created" in self._params[endpoint] else {}, "created")
         injected = self.faults.injected_status(endpoint, mode, half_open(created))
         if injected is not None:
             status, kind = injected
@@ -456,9 +501,15 @@ class StripeSimulator:
             body, extra, count, ids, has_more = self._lines_page(state, invoice_id, limit, after, before)
             self.hooks.fire(endpoint, ids, has_more, {**params, "invoice": invoice_id})
             return 200, body, extra, mode, count
+        if sub_list is not None:
+            body, count = self._sub_list_page(state, resource, parts[2], sub_list, limit, after)
+            return 200, body, {}, mode, count
         if obj_id is not None:
             return 200, self._object_by_id(state, resource, obj_id, params), {}, mode, 1
         predicate = build_predicate(endpoint, params)
+        if endpoint in money_trail.RESOURCES:
+            predicate = money_trail.combine(predicate, money_trail.predicate(endpoint, params, state.trail,
+                                                                             state.lookup, ApiError))
         expand = expansions(endpoint, params)
         if endpoint == "events":
             cutoff = int(self.clock()) - EVENT_RETENTION_SECONDS
@@ -514,6 +565,23 @@ class StripeSimulator:
                     obj[field] = state.lookup(target, obj[field])
             return dumps(obj)
 
+    def _sub_list_page(self, state: ModeState, resource: str, parent_id: str, url: str, limit: int,
+                       after: Optional[str]) -> tuple:
+        """An embedded list beyond its first 10 items (``/v1/transfers/{id}/reversals``...), newest first."""
+        with self._lock:
+            if parent_id not in state.collections[resource].by_id:
+                raise ApiError(404, f"No such {OBJECT_NAME[resource]}: '{parent_id}'", code="resource_missing",
+                               param="id")
+            items = state.trail.sub_lists.get(url, [])
+            start = 0
+            if after:
+                ids = [item["id"] for item in items]
+                if after not in ids:
+                    raise ApiError(400, f"No such object: '{after}'", code="resource_missing", param="starting_after")
+                start = ids.index(after) + 1
+            page = items[start:start + limit]
+            encoded = [dumps(item) for item in page]
+        return list_body(url, [], start + limit < len(items), encoded), len(page)
     def _cursor_noun(self, endpoint: str) -> str:
         if endpoint in self.catalog:
             return self.object_name(endpoint)
@@ -608,6 +676,8 @@ class StripeSimulator:
                 if method == "POST" and len(parts) == 2:
                     getattr(self.faults, _FAULT_METHODS[parts[1]])(**payload)
                     return 200, {"ok": True}
+            if method == "POST" and parts == ["settle_balance"]:
+                return 200, {"settled": self.settle_balance(mode, payload.get("until"))}
             whole, (head, _, obj_id) = "/".join(parts), "/".join(parts).rpartition("/")
             if (whole in RESOURCES or whole in self.catalog) and method == "POST":
                 return 200, self.create(whole, mode=mode, **payload)
@@ -741,7 +811,9 @@ def _endpoint_name(path: str) -> str:
     parts = path.strip("/").split("/")
     if len(parts) == 4 and parts[:2] == ["v1", "invoices"] and parts[3] == "lines":
         return "/v1/invoices/{invoice}/lines"
-    if len(parts) == 3 and parts[0] == "v1" and parts[1] in RESOURCES:
+    if len(parts) == 4 and money_trail.sub_list_url(parts) is not None:
+        return f"/v1/{parts[1]}/{{id}}/{parts[3]}"
+    if len(parts) == 3 and parts[0] == "v1" and parts[1] in SERVED:
         return f"/v1/{parts[1]}/{{id}}"
     if len(parts) == 2 and (parts[1] in RESOURCES or parts[1] == "events"):
         return path

@@ -64,6 +64,13 @@ def query_parameters() -> Dict[str, frozenset]:
         out[name] = frozenset(spec[path]["query"])
         if spec[path]["by_id"] is not None and name != "events":
             out[f"{name}_by_id"] = frozenset(spec[path]["by_id"]["query"])
+    from .money_trail import RESOURCES as MONEY_TRAIL, SUB_LIST_SPEC_PATHS  # served realistically (money_trail.py)
+
+    for name in MONEY_TRAIL:
+        out[name] = frozenset(spec[f"/v1/{name}"]["query"])
+        out[f"{name}_by_id"] = frozenset(spec[f"/v1/{name}"]["by_id"]["query"])
+    for name, path in SUB_LIST_SPEC_PATHS.items():
+        out[f"{name}_sub_list"] = frozenset(spec[path]["query"])
     return out
 
 
