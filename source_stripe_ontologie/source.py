@@ -29,6 +29,12 @@ from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
 from source_stripe_ontologie.check import ReadAccessProbe
 from source_stripe_ontologie.components import SubListCompleter
 from source_stripe_ontologie.config_validation import ConfigValidator
+from source_stripe_ontologie.connected_accounts import (
+    AccountDirectory,
+    AccountSelection,
+    ConnectSync,
+    PerAccountState,
+)
 from source_stripe_ontologie.error_messages import invalid_config
 from source_stripe_ontologie.change_capture import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
@@ -71,8 +77,12 @@ class SourceStripeOntologie(YamlDeclarativeSource):
     ) -> None:
         state = FullRefreshStateDropper(catalog).keep(state)
         self._stale_events = StaleEventsCursorFallback()
-        usable_state = self._stale_events.keep(state)
+        # A Connect sync reads each account with a source of its own, handed the account's part of the state.
+        self._accounts = AccountSelection.of(config or {})
+        usable_state = self._stale_events.keep(state) if self._accounts is None else None
         super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=usable_state)
+        self._catalog = catalog
+        self._nested = False  # True for the source of one account of a Connect sync
         self.facts = ManifestFacts.from_manifest(self.resolved_manifest)
         self._incoming_state = state
         self._usable_state = usable_state
@@ -143,12 +153,18 @@ class SourceStripeOntologie(YamlDeclarativeSource):
     ) -> Iterator[AirbyteMessage]:
         self._refuse_unusable_config()
         IncomingStateValidator(self.facts.names).validate(self._incoming_state)
+        if self._accounts is not None:
+            yield from self._read_connected_accounts(logger, catalog)
+            return
         for warning in self._stale_events.warnings:
             logger.warning(warning)
         mode = self._mode()
-        logger.info(mode.announcement)
+        if not self._nested:
+            logger.info(mode.announcement)
         self._start_streams_where_their_history_begins(catalog)
         resumed = {message.stream.stream_descriptor.name for message in self._usable_state or [] if message.stream}
+        if self._nested:  # an empty account of a Connect sync is not worth a warning per stream
+            resumed |= set(self.facts.names)
         report = SyncReport(mode, self.config["client_secret"], self.config.get("account_id"),
                             streams_with_state=resumed)
         try:
@@ -157,8 +173,35 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         except AirbyteTracedException as failure:
             raise report.failure(failure) from None
         finally:
-            if self._rate_budget is not None:
+            if self._rate_budget is not None and not self._nested:
                 logger.info(self._rate_budget.summary())
+
+    def _read_connected_accounts(self, logger: logging.Logger,
+                                 catalog: ConfiguredAirbyteCatalog) -> Iterator[AirbyteMessage]:
+        """A Connect sync: every selected account read by a single-account source (source_stripe_ontologie/
+        connected_accounts.py), all through this sync's one rate budget."""
+        logger.info(self._mode().announcement)
+        budget = self.rate_budget()
+
+        def account_source(config: Mapping[str, Any],
+                           state: List[AirbyteStateMessage]) -> "SourceStripeOntologie":
+            source = SourceStripeOntologie(config=config, catalog=self._catalog or catalog, state=state)
+            source._rate_budget = budget
+            source._nested = True
+            return source
+
+        sync = ConnectSync(self._accounts, self.config, PerAccountState(self._incoming_state),
+                           [configured.stream.name for configured in catalog.streams], account_source,
+                           AccountDirectory(self.config, budget, logger), logger)
+        try:
+            yield from sync.messages(catalog)
+        finally:
+            if budget is not None:
+                logger.info(f"{len(sync.read) + len(sync.failures)} accounts read ({len(sync.failures)} failed). "
+                            f"{budget.summary()}")
+        failure = sync.summary()
+        if failure is not None:
+            raise failure
 
     def _start_streams_where_their_history_begins(self, catalog: ConfiguredAirbyteCatalog) -> None:
         """Probe the streams this sync reads without a saved state; the manifest's windows start from the answer."""
