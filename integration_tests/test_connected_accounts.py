@@ -162,3 +162,37 @@ def test_two_shards_cover_every_account_exactly_once(platform):
         one, two = (ids_by_account(run, stream) for run in runs)
         assert not set(one) & set(two)
         assert {**one, **two} == expected_ids(sim, everyone, stream), stream
+
+
+def test_a_key_that_cannot_list_accounts_fails_check_and_read_naming_the_permission(platform):
+    sim, _ = platform
+    key = "rk_test_NoConnectAccess0000000000"
+    sim.add_key(key, mode="test", resources={"customers", "charges", "subscriptions", "invoices", "products",
+                                             "payouts", "events"})
+    config = simulator_config(sim.url, key, connected_accounts="all")
+
+    status = run_connector("check", config).connection_status()
+    assert status["status"] == "FAILED" and "rak_account_read" in status["message"]
+    run = run_connector("read", config, configured_catalog(["customers"]))
+    assert run.returncode != 0 and "rak_account_read" in run.errors()[-1]["message"]
+    # an explicit list needs no listing: the same key reads those accounts
+    assert run_connector("check", {**config, "connected_accounts": [sim.connected_accounts()[0]]}
+                         ).connection_status()["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"connected_accounts": "some"}, "connected_accounts"),
+    ({"connected_accounts": ["acct_1Good", "cus_123"]}, "connected_accounts"),
+    ({"connected_accounts": []}, "connected_accounts"),
+    ({"connected_accounts": "all", "account_id": "acct_1Good"}, "account_id and connected_accounts"),
+    ({"connected_accounts": "all", "account_shard": "3/2"}, "account_shard"),
+    ({"account_shard": "1/2"}, "account_shard"),
+    ({"connected_accounts": "all", "include_platform_account": "yes"}, "include_platform_account"),
+])
+def test_a_bad_connect_config_is_refused_before_any_request_naming_the_field(platform, fields, named):
+    sim, _ = platform
+    sim.reset_stats()
+    status = run_connector("check", simulator_config(sim.url, keys.TEST_KEY, **fields)).connection_status()
+
+    assert status["status"] == "FAILED" and named in status["message"]
+    assert not sim.stats.log

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import orjson
+import requests
 from airbyte_cdk.models import (
     AirbyteMessage,
     AirbyteStateBlob,
@@ -44,7 +45,10 @@ from airbyte_cdk.models import (
 from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_stripe_ontologie import error_messages as say
 from source_stripe_ontologie.components import api_base, stripe_headers
+from source_stripe_ontologie.key_mode import redact
+from source_stripe_ontologie.stream_facts import Permission
 
 ACCOUNT_FIELD = "stripe_account_id"  # on every record, and the per-partition state's partition key
 SELECTION_KEYS = ("connected_accounts", "include_platform_account", "account_shard")
@@ -111,6 +115,24 @@ class AccountSelection:
                 problems.append("account_shard is set without connected_accounts: it shards connected accounts; set "
                                 "connected_accounts too, or remove account_shard.")
         return problems
+
+
+def accounts_listing_refused(config: Mapping[str, Any], timeout: float = 10.0) -> str:
+    """`check` with connected_accounts "all": why the key cannot list the connected accounts ('' when it can)."""
+    try:
+        response = requests.get(f"{api_base(config)}/v1/accounts", params={"limit": "1"},
+                                headers=stripe_headers({k: v for k, v in config.items() if k != "account_id"}),
+                                timeout=timeout)
+    except requests.RequestException as error:
+        return f"Could not list the connected accounts (GET /v1/accounts): {type(error).__name__}. Try again."
+    if response.status_code in (401, 403):
+        stripe_message = say.stripe_error_message(response)
+        permission = say.required_permission(stripe_message, Permission(ACCOUNTS_PERMISSION))
+        return (f"connected_accounts is \"all\", but the key ({redact(str(config.get('client_secret') or ''))}) cannot "
+                f"list the connected accounts (GET /v1/accounts answered {response.status_code}): grant "
+                f"{permission.shown()} to the restricted key in the Stripe Dashboard (Developers > API keys), or "
+                f"list the account ids in connected_accounts instead. Stripe said: {stripe_message}")
+    return ""
 
 
 class AccountDirectory:
@@ -200,7 +222,7 @@ class ConnectSync:
 
     def accounts(self, platform: str) -> Iterator[str]:
         """The accounts to read: the platform (when included), then the listed or connected ones, in this shard."""
-        listed = self._selection.accounts if self._selection.accounts != "all" else self._directory.connected()
+        listed = self._selection.accounts if self._selection.accounts != "all" else self._listed()
         if self._selection.include_platform and self._selection.in_shard(platform):
             yield platform
         seen = {platform}
@@ -208,6 +230,16 @@ class ConnectSync:
             if account not in seen and self._selection.in_shard(account):
                 seen.add(account)
                 yield account
+
+    def _listed(self) -> Iterator[str]:
+        try:
+            yield from self._directory.connected()
+        except Exception as error:
+            text = getattr(error, "message", None) or str(error)
+            raise _config_error(
+                f"connected_accounts is \"all\" but the connected accounts could not be listed (GET /v1/accounts): "
+                f"{text} If the key lacks the permission, grant {ACCOUNTS_PERMISSION} (Read on Connect accounts) to "
+                f"the restricted key, or list the account ids in connected_accounts.") from None
 
     def messages(self, catalog: Any) -> Iterator[AirbyteMessage]:
         try:
@@ -218,16 +250,6 @@ class ConnectSync:
         try:
             for account in self.accounts(platform):
                 yield from self._read_account(account, platform, catalog)
-        except AirbyteTracedException:
-            raise
-        except Exception as error:  # the listing of connected accounts failed
-            text = str(error)
-            if "403" in text or "permission" in text.lower():
-                raise _config_error(
-                    f"connected_accounts is \"all\" but the key cannot list connected accounts (GET /v1/accounts): "
-                    f"grant the {ACCOUNTS_PERMISSION} permission (Read on Connect accounts) to the restricted key, or "
-                    f"list the account ids in connected_accounts. Stripe said: {text}") from None
-            raise
         finally:
             for stream in self._state.streams():
                 yield self._state.message(stream)

@@ -34,6 +34,7 @@ from source_stripe_ontologie.connected_accounts import (
     AccountSelection,
     ConnectSync,
     PerAccountState,
+    accounts_listing_refused,
 )
 from source_stripe_ontologie.error_messages import invalid_config
 from source_stripe_ontologie.change_capture import ChangeCapture, StaleEventsCursorFallback
@@ -138,6 +139,10 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         if problems:
             return AirbyteConnectionStatus(status=Status.FAILED, message=invalid_config(problems))
         logger.info(self._mode().announcement)
+        if self._accounts is not None and self._accounts.accounts == "all":
+            refusal = accounts_listing_refused(self.config)
+            if refusal:
+                return AirbyteConnectionStatus(status=Status.FAILED, message=refusal)
         return ReadAccessProbe(self.config, self.facts, logger=logger).run()
 
     def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
