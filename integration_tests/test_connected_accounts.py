@@ -196,3 +196,25 @@ def test_a_bad_connect_config_is_refused_before_any_request_naming_the_field(pla
 
     assert status["status"] == "FAILED" and named in status["message"]
     assert not sim.stats.log
+
+
+def test_many_small_accounts_cost_two_requests_per_stream_then_one_window_and_one_events_listing(platform):
+    sim, _ = platform
+    for n in range(8):
+        sim.connect_account(counts=SMALL if n % 2 else {name: 0 for name in SMALL})
+    accounts = 1 + len(sim.connected_accounts())
+    sim.reset_stats()
+    first = read(sim, "incremental", connected_accounts="all")
+    assert first.returncode == 0, first.stderr[-3000:]
+    lists = [e for e in sim.stats.log if e["path"] != "/v1/events" and "/lines" not in e["path"]]
+    # a size probe and one window per stream and account (the platform's tiny data fits in a page too), plus
+    # GET /v1/account and one page of GET /v1/accounts
+    assert len(lists) <= accounts * len(STREAMS) * 2 + 2
+    assert any("requests" in line and "accounts read" in line for line in first.logs())
+
+    sim.reset_stats()
+    second = read(sim, "incremental", first.final_state(), connected_accounts="all")
+    assert second.returncode == 0, second.stderr[-3000:]
+    windows = [e for e in sim.stats.log if e["path"] not in ("/v1/events", "/v1/account", "/v1/accounts")]
+    assert len(windows) <= accounts * len(STREAMS)
+    assert not second.records()

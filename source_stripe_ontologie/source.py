@@ -39,7 +39,7 @@ from source_stripe_ontologie.connected_accounts import (
 from source_stripe_ontologie.error_messages import invalid_config
 from source_stripe_ontologie.change_capture import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
-from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStartProbe
+from source_stripe_ontologie.history_probe import HISTORY_START_KEY, WINDOW_DAYS_KEY, HistoryStartProbe
 from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
@@ -219,7 +219,13 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         start_date = self.config.get("start_date")
         floor = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else HISTORY_FLOOR
         until = int(time.time()) - int(self.config.get("read_lag_seconds", 60))
-        starts = HistoryStartProbe(self.config, self.rate_budget()).starts(to_probe, floor, until)
+        probe = HistoryStartProbe(self.config, self.rate_budget())
+        if self._nested:  # one account of a Connect sync: most are small, and pay for what they need only
+            starts, window_days = probe.starts_by_size(to_probe, floor, until)
+            cdk_seam.replace_source_config(self, {**self.config, HISTORY_START_KEY: starts,
+                                                  WINDOW_DAYS_KEY: window_days})
+            return
+        starts = probe.starts(to_probe, floor, until)
         cdk_seam.replace_source_config(self, {**self.config, HISTORY_START_KEY: starts})
 
     def _register_key(self) -> None:
