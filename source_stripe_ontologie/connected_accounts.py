@@ -55,7 +55,10 @@ SELECTION_KEYS = ("connected_accounts", "include_platform_account", "account_sha
 ACCOUNTS_PERMISSION = "rak_account_read"
 _SHARD = re.compile(r"^([0-9]+)/([0-9]+)$")
 _ACCOUNT_ID = re.compile(r"^acct_[0-9A-Za-z]+$")
-STATE_EVERY_SECONDS = 2.0  # a per-partition state lists every account: emitted at most this often per stream
+# A per-partition state lists every account, so with many accounts it is emitted at most every STATE_EVERY_SECONDS
+# per stream (a killed sync re-reads at most those seconds); with few, also after each account.
+STATE_EVERY_SECONDS = 2.0
+STATE_AFTER_EACH_ACCOUNT_UP_TO = 100
 
 
 def shard_of(account_id: str, shards: int) -> int:
@@ -195,6 +198,9 @@ class PerAccountState:
     def streams(self) -> List[str]:
         return list(self._cursors)
 
+    def accounts(self, stream: str) -> int:
+        return len(self._cursors.get(stream, {}))
+
     def message(self, stream: str) -> AirbyteMessage:
         states = [{"partition": {ACCOUNT_FIELD: account}, "cursor": cursor}
                   for account, cursor in self._cursors.get(stream, {}).items()]
@@ -301,9 +307,12 @@ class ConnectSync:
         else:
             self.read.append(account)
         self._incomplete |= failed_streams
-        for name in self._state.streams():  # this account's progress, whatever the throttle held back
-            yield self._state.message(name)
-            self._last_state[name] = time.monotonic()
+        for name in self._state.streams():  # this account's progress, unless that would flood the output
+            now = time.monotonic()
+            if self._state.accounts(name) <= STATE_AFTER_EACH_ACCOUNT_UP_TO or (
+                    now - self._last_state.get(name, 0.0) >= STATE_EVERY_SECONDS):
+                self._last_state[name] = now
+                yield self._state.message(name)
 
     def summary(self) -> Optional[AirbyteTracedException]:
         """The end of a sync in which accounts failed: each failed account and why, and how many finished."""
