@@ -198,7 +198,7 @@ def test_a_bad_connect_config_is_refused_before_any_request_naming_the_field(pla
     assert not sim.stats.log
 
 
-def test_many_small_accounts_cost_two_requests_per_stream_then_one_window_and_one_events_listing(platform):
+def test_many_small_accounts_cost_two_requests_per_stream_then_one_window_each_and_one_events_request(platform):
     sim, _ = platform
     for n in range(8):
         sim.connect_account(counts=SMALL if n % 2 else {name: 0 for name in SMALL})
@@ -217,4 +217,5 @@ def test_many_small_accounts_cost_two_requests_per_stream_then_one_window_and_on
     assert second.returncode == 0, second.stderr[-3000:]
     windows = [e for e in sim.stats.log if e["path"] not in ("/v1/events", "/v1/account", "/v1/accounts")]
     assert len(windows) <= accounts * len(STREAMS)
+    assert len([e for e in sim.stats.log if e["path"] == "/v1/events"]) == accounts  # one each: nothing new
     assert not second.records()

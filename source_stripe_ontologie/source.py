@@ -108,7 +108,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         cdk_seam.give_api_budget(factory, self.rate_budget())
         built = super().streams(config)
         change_capture = ChangeCapture(factory, self.resolved_manifest, self.facts, self.config, self._usable_state,
-                                       completer=self._sub_list_completer, stale=self._stale_events.stale)
+                                       completer=self._sub_list_completer, stale=self._stale_events.stale,
+                                       one_events_probe=self._nested)
         windows_per_stream = self._windows_per_stream()
         wrapped: List[AbstractStream] = []
         for stream in built:
