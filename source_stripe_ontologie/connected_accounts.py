@@ -220,7 +220,7 @@ class ConnectSync:
         self._directory = directory
         self._logger = logger
         self.failures: Dict[str, str] = {}
-        self.read: List[str] = []
+        self.read = 0  # accounts read without failure
         self._records: Dict[str, int] = {}
         self._incomplete: set = set()
         self._started: set = set()
@@ -231,10 +231,8 @@ class ConnectSync:
         listed = self._selection.accounts if self._selection.accounts != "all" else self._listed()
         if self._selection.include_platform and self._selection.in_shard(platform):
             yield platform
-        seen = {platform}
-        for account in listed:
-            if account not in seen and self._selection.in_shard(account):
-                seen.add(account)
+        for account in listed:  # ids are unique in Stripe's list and in the config's (deduplicated): no set kept
+            if account != platform and self._selection.in_shard(account):
                 yield account
 
     def _listed(self) -> Iterator[str]:
@@ -305,7 +303,7 @@ class ConnectSync:
             self.failures[account] = text
             self._logger.error(f"Account {account} did not sync: {text}")
         else:
-            self.read.append(account)
+            self.read += 1
         self._incomplete |= failed_streams
         for name in self._state.streams():  # this account's progress, unless that would flood the output
             now = time.monotonic()
@@ -319,8 +317,8 @@ class ConnectSync:
         if not self.failures:
             return None
         failed = "; ".join(f"{account}: {reason.rstrip('.')}" for account, reason in self.failures.items())
-        message = (f"{len(self.failures)} of {len(self.failures) + len(self.read)} accounts did not sync: {failed}. "
-                   f"The other {len(self.read)} accounts finished and saved their state.")
+        message = (f"{len(self.failures)} of {len(self.failures) + self.read} accounts did not sync: {failed}. "
+                   f"The other {self.read} accounts finished and saved their state.")
         return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
 
 

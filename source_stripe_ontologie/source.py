@@ -203,7 +203,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             yield from sync.messages(catalog)
         finally:
             if budget is not None:
-                logger.info(f"{len(sync.read) + len(sync.failures)} accounts read ({len(sync.failures)} failed). "
+                logger.info(f"{sync.read + len(sync.failures)} accounts read ({len(sync.failures)} failed). "
                             f"{budget.summary()}")
         failure = sync.summary()
         if failure is not None:
