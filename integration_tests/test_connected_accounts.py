@@ -219,3 +219,16 @@ def test_many_small_accounts_cost_two_requests_per_stream_then_one_window_each_a
     assert len(windows) <= accounts * len(STREAMS)
     assert len([e for e in sim.stats.log if e["path"] == "/v1/events"]) == accounts  # one each: nothing new
     assert not second.records()
+
+
+def test_a_single_account_state_is_not_handed_to_any_account_when_connect_is_switched_on(platform):
+    sim, accounts = platform
+    single = read(sim, "incremental")
+    assert single.returncode == 0 and "stripe_account_id" not in single.records()[0]  # single-account: unchanged
+
+    run = read(sim, "incremental", single.final_state(), connected_accounts="all")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert any("single-account sync" in line for line in run.logs("WARN"))
+    everyone = [sim.platform_account_id, *accounts.values()]
+    for stream in STREAMS:
+        assert ids_by_account(run, stream) == expected_ids(sim, everyone, stream), stream

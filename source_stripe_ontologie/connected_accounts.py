@@ -183,10 +183,15 @@ class PerAccountState:
             elif state:
                 self.unpartitioned[name] = dict(state)
 
-    def adopt_unpartitioned(self, platform: str) -> None:
-        """A state written before connected_accounts was set is the platform's (it read the platform's data)."""
-        for name, cursor in self.unpartitioned.items():
-            self._cursors.setdefault(name, {}).setdefault(platform, cursor)
+    def drop_unpartitioned(self, logger: Any) -> None:
+        """A state written before connected_accounts was set names no account: it may be the platform's or the one
+        `account_id` named, and handing it to the wrong account would skip that account's history for good. It is
+        dropped, saying so: every account starts from its beginning (records already synced arrive again, with the
+        same `id`)."""
+        for name in self.unpartitioned:
+            logger.warning(f"{name}: the saved state was written by a single-account sync (before connected_accounts "
+                           f"was set) and names no account, so it is not used: every account of {name} is read from "
+                           f"its beginning; records already synced arrive again with the same id.")
         self.unpartitioned = {}
 
     def of_account(self, account: str) -> List[AirbyteStateMessage]:
@@ -250,7 +255,7 @@ class ConnectSync:
             platform = self._directory.platform_id()
         except Exception as error:
             raise _config_error(f"Could not read the platform's account (GET /v1/account): {error}") from None
-        self._state.adopt_unpartitioned(platform)
+        self._state.drop_unpartitioned(self._logger)
         try:
             for account in self.accounts(platform):
                 yield from self._read_account(account, platform, catalog)

@@ -26,14 +26,16 @@ def test_shards_are_stable_and_split_every_account_once():
     assert all(sum(s.in_shard(a) for a in ids) > 40 for s in shards)
 
 
-def test_per_account_state_round_trips_and_adopts_a_single_account_state_as_the_platforms():
+def test_per_account_state_round_trips_and_drops_a_single_account_state_saying_so():
     state = PerAccountState([
         message("customers", {"states": [{"partition": {"stripe_account_id": "acct_1A"}, "cursor": {"created": "5"}}]}),
         message("charges", {"created": "7", "events_created": "7"}),
     ])
-    state.adopt_unpartitioned("acct_1P")
-    assert [m.stream.stream_descriptor.name for m in state.of_account("acct_1P")] == ["charges"]
-    assert state.of_account("acct_1B") == []
+    warnings = []
+    state.drop_unpartitioned(type("Log", (), {"warning": staticmethod(warnings.append)})())
+    assert [m.stream.stream_descriptor.name for m in state.of_account("acct_1A")] == ["customers"]
+    assert state.of_account("acct_1P") == [] and state.of_account("acct_1B") == []
+    assert len(warnings) == 1 and warnings[0].startswith("charges: ")
     state.update("customers", "acct_1B", {"created": "9"})
     blob = state.message("customers").state.stream.stream_state
     assert {e["partition"]["stripe_account_id"]: e["cursor"] for e in blob.states} == {
