@@ -29,6 +29,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated_files import write_or_check  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SPEC_ENV = "STRIPE_OPENAPI_SPEC"
 DEFAULT_SPEC = REPO.parent / "shared" / "stripe-openapi" / "spec3.json"
@@ -146,16 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     rendered = render_all(spec)
-    if args.check:
-        stale = [n for n, text in rendered.items() if not (args.out / n).exists() or (args.out / n).read_text() != text]
-        for name in stale:
-            print(f"out of date: {args.out / name} (run scripts/extract_openapi.py)", file=sys.stderr)
-        return 1 if stale else 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in rendered.items():
-        (args.out / name).write_text(text)
-        print(f"wrote {args.out / name} ({len(text):,} bytes)")
-    return 0
+    return write_or_check(rendered, args.out, args.check, "scripts/extract_openapi.py")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated_files import write_or_check  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = REPO.parent / "shared" / "stripe-openapi" / "spec3.json"
 SCHEMA_DIR = REPO / "source_stripe_ontologie" / "schemas"
@@ -179,16 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     rendered = render_all(args.spec)
-    if args.check:
-        stale = [name for name, text in rendered.items() if not (args.out / name).exists() or (args.out / name).read_text() != text]
-        for name in stale:
-            print(f"schema out of date: {args.out / name} (run scripts/generate_schemas.py)", file=sys.stderr)
-        return 1 if stale else 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in rendered.items():
-        (args.out / name).write_text(text)
-        print(f"wrote {args.out / name} ({len(text):,} bytes)")
-    return 0
+    return write_or_check(rendered, args.out, args.check, "scripts/generate_schemas.py")
 
 
 if __name__ == "__main__":

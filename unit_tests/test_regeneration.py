@@ -35,8 +35,7 @@ def openapi_file() -> Path:
 
 
 def _stale(rendered: dict, directory: Path) -> list:
-    return [name for name, text in rendered.items()
-            if not (directory / name).is_file() or (directory / name).read_text() != text]
+    return _script("generated_files").stale(rendered, directory)
 
 
 def test_stream_schemas_regenerate_without_diff(openapi_file):
