@@ -188,6 +188,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         connected_accounts.py), all through this sync's one rate budget."""
         logger.info(self._mode().announcement)
         budget = self.rate_budget()
+        cdk_seam.cache_component_schema()  # one source is built per account
 
         def account_source(config: Mapping[str, Any],
                            state: List[AirbyteStateMessage]) -> "SourceStripeOntologie":
