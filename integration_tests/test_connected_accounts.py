@@ -210,7 +210,8 @@ def test_many_small_accounts_cost_two_requests_per_stream_then_one_window_each_a
     # a size probe and one window per stream and account (the platform's tiny data fits in a page too), plus
     # GET /v1/account and one page of GET /v1/accounts
     assert len(lists) <= accounts * len(STREAMS) * 2 + 2
-    assert any("requests" in line and "accounts read" in line for line in first.logs())
+    assert any("accounts read" in line and "per account" in line and "500 reads per transaction" in line
+               for line in first.logs())
 
     sim.reset_stats()
     second = read(sim, "incremental", first.final_state(), connected_accounts="all")

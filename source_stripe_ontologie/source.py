@@ -204,7 +204,12 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             yield from sync.messages(catalog)
         finally:
             if budget is not None:
-                logger.info(f"{sync.read + len(sync.failures)} accounts read ({len(sync.failures)} failed). "
+                accounts = sync.read + len(sync.failures)
+                logger.info(f"{accounts} accounts read ({len(sync.failures)} failed), "
+                            f"{sum(budget.requests.values())} requests, "
+                            f"{sum(budget.requests.values()) / max(accounts, 1):.1f} per account. Stripe's read "
+                            f"allowance for Connect platforms averages 500 reads per transaction of the connected "
+                            f"accounts over 30 days: compare these requests, times the syncs a month, with that. "
                             f"{budget.summary()}")
         failure = sync.summary()
         if failure is not None:
