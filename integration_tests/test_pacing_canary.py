@@ -42,3 +42,27 @@ def test_every_request_of_a_first_and_a_second_sync_is_counted_by_the_rate_budge
     assert sum(budget.requests.values()) == served
     assert budget.requests["/v1/events"] > 0
     assert any(endpoint.endswith("/{id}") for endpoint in budget.requests)  # re-fetched by id after its event
+
+
+def test_every_request_of_every_connected_account_is_counted_by_the_one_rate_budget(stripe_simulator):
+    sim = stripe_simulator
+    small = sim.connect_account(size="tiny")
+    sim.connect_account(size="empty")
+    config = simulator_config(sim.url, keys.TEST_KEY, read_lag_seconds=2, connected_accounts="all")
+    configured = catalog(*STREAMS, sync_mode=SyncMode.incremental)
+    source = SourceStripeOntologie(config=config, catalog=configured)
+    sim.reset_stats()
+    first = read(source, config, configured)
+    assert not first.errors, [e.trace.error.message for e in first.errors]
+    assert sum(source.rate_budget().requests.values()) == sim.stats.total  # listing, probes, windows, lines
+
+    sim.update("customers", sim.objects("customers", account=small)[0]["id"], account=small, email="paced@example.com")
+    time.sleep(3.2)  # past the read lag
+    state = [message.state for message in first.state_messages][-len(STREAMS):]
+    source = SourceStripeOntologie(config=config, catalog=configured, state=state)
+    sim.reset_stats()
+    second = read(source, config, configured, state)
+    assert not second.errors, [e.trace.error.message for e in second.errors]
+    budget = source.rate_budget()
+    assert sum(budget.requests.values()) == sim.stats.total
+    assert any(endpoint.endswith("/{id}") for endpoint in budget.requests)  # the re-fetch, in the account

@@ -76,6 +76,13 @@ CONNECTOR_FIELDS: dict[str, Any] = {
         "emitted because of events (incremental syncs after the first read /v1/events); absent on records read by "
         "their `created` window. Stripe's own fields, such as a product's `updated`, are left as Stripe sent them.",
     },
+    "stripe_account_id": {
+        "type": ["null", "string"],
+        "description": "Added by the connector (not a Stripe field) when connected_accounts is set (Stripe Connect): "
+        "the id (acct_...) of the account this record was read from, the platform's own id for the platform's "
+        "records. Absent when the connector reads a single account. `id` stays the primary key: Stripe ids are "
+        "unique across accounts.",
+    },
     "is_deleted": {
         "type": ["null", "boolean"],
         "description": "Added by the connector (not a Stripe field): true on the record of an object Stripe deleted "

@@ -34,10 +34,16 @@ every request unpaced without a word):
 8. `DefaultStream._stream_partition_generator._partition_factory._retriever.pagination_tracker_factory`
    (replaced): how many times a window may be re-read after its page cursor vanished. The manifest's
    `pagination_reset` has no setting for it, and the CDK's own tracker allows one re-read.
+9. `concurrent_declarative_source.get_declarative_component_schema` (wrapped in a cache, Connect syncs only): a
+   Connect sync builds one source per account, and each construction parses the CDK's component schema YAML again
+   (about half of a construction's time: minutes for thousands of accounts). The schema is a constant of the
+   installed CDK, only read by the validation.
 """
 from __future__ import annotations
 
 import copy
+import functools
+import importlib
 from datetime import datetime
 from typing import Any, Callable, List, Mapping, MutableMapping, Optional
 
@@ -155,3 +161,18 @@ def set_pagination_tracker(stream: Any, tracker_factory: Callable[[], Any]) -> b
         return False
     retriever.pagination_tracker_factory = tracker_factory
     return True
+
+
+# 9. --------------------------------------------------------------------------------------------------------------
+_SCHEMA_MODULE = "airbyte_cdk.sources.declarative.concurrent_declarative_source"
+
+
+def cache_component_schema() -> None:
+    """Parse the CDK's declarative component schema once per process instead of once per source built."""
+    module = importlib.import_module(_SCHEMA_MODULE)
+    current = getattr(module, "get_declarative_component_schema", None)
+    if current is None:
+        raise AttributeError(f"airbyte-cdk's {_SCHEMA_MODULE} no longer has get_declarative_component_schema: see "
+                             f"source_stripe_ontologie/cdk_seam.py")
+    if not hasattr(current, "cache_info"):
+        module.get_declarative_component_schema = functools.lru_cache(maxsize=1)(current)

@@ -71,7 +71,7 @@ from source_stripe_ontologie.change_rules import (
 from source_stripe_ontologie.incremental import EVENTS_CURSOR_FIELD, _as_dict, _stream_name
 from source_stripe_ontologie.livemode_guard import RequireKeyMode
 from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
-from source_stripe_ontologie.stripe_events import EventLister, ObjectFetcher
+from source_stripe_ontologie.stripe_events import EventLister, ObjectFetcher, QuietAccountEvents
 
 logger = logging.getLogger("airbyte")
 
@@ -353,7 +353,7 @@ class ChangeCapture:
 
     def __init__(self, factory: Any, manifest: Mapping[str, Any], facts: ManifestFacts, config: Mapping[str, Any],
                  state: Optional[List[AirbyteStateMessage]], completer: Callable[[StreamFacts], Any],
-                 stale: Optional[Mapping[str, int]] = None) -> None:
+                 stale: Optional[Mapping[str, int]] = None, one_events_probe: bool = False) -> None:
         self._factory = factory
         self._requester_definition = manifest["definitions"]["requester"]
         self._facts = facts
@@ -364,6 +364,10 @@ class ChangeCapture:
             _stream_name(message): previous_events_cursor(_as_dict(message.stream.stream_state))
             for message in state or [] if message.stream
         }
+        # A Connect sync asks each account once whether it recorded any event since its streams' oldest cursor.
+        cursors = [cursor for cursor in self._previous.values() if cursor is not None]
+        self._quiet = QuietAccountEvents(self._requester(facts.events, facts.events), min(cursors) if cursors else None,
+                                         clock=time.time) if one_events_probe else None
 
     def wrap(self, name: str, windows_generator: PartitionGenerator,
              windows: Cursor) -> tuple[PartitionGenerator, Cursor]:
@@ -381,7 +385,7 @@ class ChangeCapture:
         guard = RequireKeyMode(parameters={"name": name}, config=self._config).transform
         generator = ChangeCaptureGenerator(
             windows_generator, name, ChangeFeed.of(facts),
-            EventLister(self._requester(facts, self._facts.events), stream_name=name),
+            EventLister(self._requester(facts, self._facts.events), stream_name=name, quiet=self._quiet),
             functools.partial(ChangeRecords, facts.object_name, fetcher, self._start_date(), guard=guard),
             checkpoint, on_advance=cursor.emit_state, restart_windows=cursor.restart_windows)
         return generator, cursor

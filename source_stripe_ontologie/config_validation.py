@@ -14,6 +14,7 @@ from typing import Any, List, Mapping
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_stripe_ontologie.connected_accounts import AccountSelection
 from source_stripe_ontologie.error_messages import invalid_config
 from source_stripe_ontologie.key_mode import KeyMode, UnknownKeyPrefix, redact
 
@@ -44,7 +45,7 @@ class ConfigValidator:
                 self._api_base_url(config.get("api_base_url")),
             )
             if problem
-        ]
+        ] + AccountSelection.problems(config)
 
     def validate(self, config: Mapping[str, Any]) -> None:
         problems = self.problems(config)

@@ -8,7 +8,7 @@ be shared with Python code and cannot be unit tested on its own.
 from __future__ import annotations
 
 import re
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import requests
 
@@ -31,6 +31,26 @@ def stripe_error_message(response: requests.Response) -> str:
         return ""
     error = body.get("error") if isinstance(body, dict) else None
     return str(error.get("message") or "") if isinstance(error, dict) else ""
+
+
+def stripe_error_code(response: requests.Response) -> str:
+    """`error.code` of a Stripe error body (e.g. `account_invalid`), or ''."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error.get("code") or "") if isinstance(error, dict) else ""
+
+
+def account_access_revoked(stream: str, account: Any, stripe_message: str) -> str:
+    """A connected account answered 403 `account_invalid`: it disconnected the platform, or does not exist."""
+    return (
+        f"{stream}: account {account or '(the platform)'} cannot be read: Stripe answered 403 account_invalid "
+        f"({stripe_message.rstrip('.')}). The account disconnected your platform or no longer exists: ask its owner to "
+        f"reconnect it, or remove it from connected_accounts (with \"all\" it is no longer listed once Stripe drops "
+        f"it). The other accounts are read as usual."
+    )
 
 
 def required_permission(stripe_message: str, declared: Permission) -> Permission:

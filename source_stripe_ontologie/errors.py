@@ -91,6 +91,8 @@ class StripeErrorHandler(DefaultErrorHandler):
         stripe_message = say.stripe_error_message(response_or_exception)
         if status == 401:
             return say.invalid_key(key)
+        if status == 403 and say.stripe_error_code(response_or_exception) == "account_invalid":
+            return say.account_access_revoked(self._stream, self.config.get("account_id"), stripe_message)
         if status == 403:
             permission = say.required_permission(stripe_message, self._permission)
             return say.permission_denied(self._stream, self._resource, permission, key)

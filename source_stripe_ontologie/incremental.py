@@ -30,6 +30,9 @@ CURSOR_KEYS = (CURSOR_FIELD, EVENTS_CURSOR_FIELD, UNSETTLED_CURSOR_FIELD)
 # What the CDK writes for a stream read in full_refresh mode: no cursor, so the next incremental read starts
 # from start_date (that stream has never been read incrementally).
 NO_CURSOR_MARKER = "__ab_no_cursor_state_message"
+# A Connect sync's state (source_stripe_ontologie/connected_accounts.py): the Airbyte protocol's per-partition state,
+# {"states": [{"partition": {"stripe_account_id": "acct_..."}, "cursor": {<the keys above>}}]}.
+PER_ACCOUNT_KEY = "states"
 
 
 def state_example(stream: str) -> str:
@@ -87,6 +90,27 @@ class IncomingStateValidator:
             _reject(f"The saved state names stream '{name}', which this connector does not have (streams: "
                     f"{', '.join(self._stream_names)}). Remove that entry or reset the connection's state.")
         stream_state = _as_dict(message.stream.stream_state)
+        if PER_ACCOUNT_KEY in stream_state:  # a Connect sync's state: one cursor per account
+            self._validate_per_account(name, stream_state[PER_ACCOUNT_KEY])
+            return
+        self._validate_cursors(name, stream_state)
+
+    def _validate_per_account(self, name: str, entries: Any) -> None:
+        example = ('{"states": [{"partition": {"stripe_account_id": "acct_..."}, "cursor": {"created": "1718000000", '
+                   '"events_created": "1718000000"}}]}')
+        if not isinstance(entries, list):
+            _reject(f"The saved state of stream '{name}' has a 'states' that is not a list; expected {example}.")
+        for entry in entries:
+            partition = entry.get("partition") if isinstance(entry, Mapping) else None
+            account = partition.get("stripe_account_id") if isinstance(partition, Mapping) else None
+            cursor = entry.get("cursor") if isinstance(entry, Mapping) else None
+            if not isinstance(account, str) or not account.startswith("acct_") or not isinstance(cursor, Mapping):
+                _reject(f"The saved state of stream '{name}' has a per-account entry {str(entry)[:80]} that is not "
+                        f"{{\"partition\": {{\"stripe_account_id\": \"acct_...\"}}, \"cursor\": {{...}}}}; expected "
+                        f"{example}. Fix or reset the state of this stream.")
+            self._validate_cursors(f"{name} (account {account})", cursor)
+
+    def _validate_cursors(self, name: str, stream_state: Mapping[str, Any]) -> None:
         unknown = sorted(set(stream_state) - {*CURSOR_KEYS, NO_CURSOR_MARKER})
         if unknown:
             _reject(f"The saved state of stream '{name}' has keys {unknown} this connector never writes; expected "

@@ -30,10 +30,17 @@ from source_stripe_ontologie.check import ReadAccessProbe
 from source_stripe_ontologie.children import ChildrenExpansion
 from source_stripe_ontologie.components import SubListCompleter
 from source_stripe_ontologie.config_validation import ConfigValidator
+from source_stripe_ontologie.connected_accounts import (
+    AccountDirectory,
+    AccountSelection,
+    ConnectSync,
+    PerAccountState,
+    accounts_listing_refused,
+)
 from source_stripe_ontologie.error_messages import invalid_config
 from source_stripe_ontologie.change_capture import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
-from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStartProbe
+from source_stripe_ontologie.history_probe import HISTORY_START_KEY, WINDOW_DAYS_KEY, HistoryStartProbe
 from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
@@ -73,8 +80,12 @@ class SourceStripeOntologie(YamlDeclarativeSource):
     ) -> None:
         state = FullRefreshStateDropper(catalog).keep(state)
         self._stale_events = StaleEventsCursorFallback()
-        usable_state = self._stale_events.keep(state)
+        # A Connect sync reads each account with a source of its own, handed the account's part of the state.
+        self._accounts = AccountSelection.of(config or {})
+        usable_state = self._stale_events.keep(state) if self._accounts is None else None
         super().__init__(path_to_yaml=str(manifest_path()), config=config, catalog=catalog, state=usable_state)
+        self._catalog = catalog
+        self._nested = False  # True for the source of one account of a Connect sync
         self.facts = ManifestFacts.from_manifest(self.resolved_manifest)
         self._incoming_state = state
         self._usable_state = usable_state
@@ -99,7 +110,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         cdk_seam.give_api_budget(factory, self.rate_budget())
         built = super().streams(config)
         change_capture = ChangeCapture(factory, self.resolved_manifest, self.facts, self.config, self._usable_state,
-                                       completer=self._sub_list_completer, stale=self._stale_events.stale)
+                                       completer=self._sub_list_completer, stale=self._stale_events.stale,
+                                       one_events_probe=self._nested)
         unsettled = UnsettledRefresh(factory, self.resolved_manifest, self.config, self._usable_state)
         children = ChildrenExpansion(factory, self.resolved_manifest, self.config)
         windows_per_stream = self._windows_per_stream()
@@ -134,6 +146,10 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         if problems:
             return AirbyteConnectionStatus(status=Status.FAILED, message=invalid_config(problems))
         logger.info(self._mode().announcement)
+        if self._accounts is not None and self._accounts.accounts == "all":
+            refusal = accounts_listing_refused(self.config)
+            if refusal:
+                return AirbyteConnectionStatus(status=Status.FAILED, message=refusal)
         return ReadAccessProbe(self.config, self.facts, logger=logger).run()
 
     def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
@@ -149,12 +165,18 @@ class SourceStripeOntologie(YamlDeclarativeSource):
     ) -> Iterator[AirbyteMessage]:
         self._refuse_unusable_config()
         IncomingStateValidator(self.facts.names).validate(self._incoming_state)
+        if self._accounts is not None:
+            yield from self._read_connected_accounts(logger, catalog)
+            return
         for warning in self._stale_events.warnings:
             logger.warning(warning)
         mode = self._mode()
-        logger.info(mode.announcement)
+        if not self._nested:
+            logger.info(mode.announcement)
         self._start_streams_where_their_history_begins(catalog)
         resumed = {message.stream.stream_descriptor.name for message in self._usable_state or [] if message.stream}
+        if self._nested:  # an empty account of a Connect sync is not worth a warning per stream
+            resumed |= set(self.facts.names)
         report = SyncReport(mode, self.config["client_secret"], self.config.get("account_id"),
                             streams_with_state=resumed)
         try:
@@ -163,8 +185,41 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         except AirbyteTracedException as failure:
             raise report.failure(failure) from None
         finally:
-            if self._rate_budget is not None:
+            if self._rate_budget is not None and not self._nested:
                 logger.info(self._rate_budget.summary())
+
+    def _read_connected_accounts(self, logger: logging.Logger,
+                                 catalog: ConfiguredAirbyteCatalog) -> Iterator[AirbyteMessage]:
+        """A Connect sync: every selected account read by a single-account source (source_stripe_ontologie/
+        connected_accounts.py), all through this sync's one rate budget."""
+        logger.info(self._mode().announcement)
+        budget = self.rate_budget()
+        cdk_seam.cache_component_schema()  # one source is built per account
+
+        def account_source(config: Mapping[str, Any],
+                           state: List[AirbyteStateMessage]) -> "SourceStripeOntologie":
+            source = SourceStripeOntologie(config=config, catalog=self._catalog or catalog, state=state)
+            source._rate_budget = budget
+            source._nested = True
+            return source
+
+        sync = ConnectSync(self._accounts, self.config, PerAccountState(self._incoming_state),
+                           [configured.stream.name for configured in catalog.streams], account_source,
+                           AccountDirectory(self.config, budget, logger), logger)
+        try:
+            yield from sync.messages(catalog)
+        finally:
+            if budget is not None:
+                accounts = sync.read + len(sync.failures)
+                logger.info(f"{accounts} accounts read ({len(sync.failures)} failed), "
+                            f"{sum(budget.requests.values())} requests, "
+                            f"{sum(budget.requests.values()) / max(accounts, 1):.1f} per account. Stripe's read "
+                            f"allowance for Connect platforms averages 500 reads per transaction of the connected "
+                            f"accounts over 30 days: compare these requests, times the syncs a month, with that. "
+                            f"{budget.summary()}")
+        failure = sync.summary()
+        if failure is not None:
+            raise failure
 
     def _start_streams_where_their_history_begins(self, catalog: ConfiguredAirbyteCatalog) -> None:
         """Probe the streams this sync reads without a saved state; the manifest's windows start from the answer."""
@@ -177,7 +232,13 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         start_date = self.config.get("start_date")
         floor = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else HISTORY_FLOOR
         until = int(time.time()) - int(self.config.get("read_lag_seconds", 60))
-        starts = HistoryStartProbe(self.config, self.rate_budget()).starts(to_probe, floor, until)
+        probe = HistoryStartProbe(self.config, self.rate_budget())
+        if self._nested:  # one account of a Connect sync: most are small, and pay for what they need only
+            starts, window_days = probe.starts_by_size(to_probe, floor, until)
+            cdk_seam.replace_source_config(self, {**self.config, HISTORY_START_KEY: starts,
+                                                  WINDOW_DAYS_KEY: window_days})
+            return
+        starts = probe.starts(to_probe, floor, until)
         cdk_seam.replace_source_config(self, {**self.config, HISTORY_START_KEY: starts})
 
     def _register_key(self) -> None:

@@ -7,6 +7,7 @@ source_stripe_ontologie/change_rules.py.
 from __future__ import annotations
 
 import logging
+import threading
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence
 
@@ -31,13 +32,17 @@ class EventLister:
     `stripe_now` is the latest time Stripe's `Date` header told: retention is counted on Stripe's clock.
     """
 
-    def __init__(self, requester: Any, page_size: int = 100, stream_name: str = "") -> None:
+    def __init__(self, requester: Any, page_size: int = 100, stream_name: str = "",
+                 quiet: Optional["QuietAccountEvents"] = None) -> None:
         self._requester = requester
         self._page_size = page_size
         self._stream_name = stream_name
+        self._quiet = quiet
         self.stripe_now: Optional[float] = None
 
     def events(self, types: Sequence[str], after: int, until: int) -> Iterator[Mapping[str, Any]]:
+        if self._quiet is not None and self._quiet.covers(after, until):
+            return  # the account recorded no event at all in that time
         for first in range(0, len(types), MAX_TYPES_PER_REQUEST):
             chunk = list(types[first:first + MAX_TYPES_PER_REQUEST])
             starting_after = None
@@ -71,6 +76,36 @@ class EventLister:
         except (TypeError, ValueError):
             return
         self.stripe_now = moment if self.stripe_now is None else max(self.stripe_now, moment)
+
+
+class QuietAccountEvents:
+    """One `GET /v1/events?limit=1` for a whole account: when it recorded no event of any type since the oldest
+    events cursor of its streams, no stream needs to list its events (Connect syncs: an account with nothing new
+    costs one events request, not one per stream). Asked once, by the first stream that lists events; any failure
+    answers "not quiet", and every stream lists its events as usual.
+    """
+
+    def __init__(self, requester: Any, since: Optional[int], clock: Callable[[], float]) -> None:
+        self._requester = requester
+        self._since = since
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._until: Optional[int] = None
+        self._quiet = False
+
+    def covers(self, after: int, until: int) -> bool:
+        if self._since is None:
+            return False
+        with self._lock:
+            if self._until is None:
+                self._until = int(self._clock())
+                try:
+                    response = self._requester.send_request(request_params={
+                        "created[gt]": str(self._since), "created[lte]": str(self._until), "limit": "1"})
+                    self._quiet = response is not None and not orjson.loads(response.content)["data"]
+                except Exception:  # only an optimisation: the streams list their events themselves
+                    self._quiet = False
+        return self._quiet and after >= self._since and until <= self._until
 
 
 def _events_kept_vanishing(stream_name: str, relists: int) -> AirbyteTracedException:

@@ -151,3 +151,23 @@ def test_the_pagination_tracker_of_a_built_stream_can_be_replaced():
     retriever = stream._stream_partition_generator._partition_factory._retriever  # noqa: SLF001
     retriever.pagination_tracker_factory()
     assert made == [1]
+
+
+def test_the_component_schema_every_source_validates_with_is_parsed_once_when_cached(monkeypatch):
+    import importlib
+
+    module = importlib.import_module(cdk_seam._SCHEMA_MODULE)
+    calls = []
+    original = module.get_declarative_component_schema
+
+    def counted():
+        calls.append(1)
+        return original()
+
+    monkeypatch.setattr(module, "get_declarative_component_schema", counted)
+    SourceStripeOntologie(config=config())
+    assert calls == [1]  # the CDK builds a source through this very function
+    cdk_seam.cache_component_schema()
+    SourceStripeOntologie(config=config())
+    SourceStripeOntologie(config=config())
+    assert calls == [1, 1]  # once more to fill the cache, then never again

@@ -57,6 +57,23 @@ Python API (others build on exactly this)::
                    status, mode, duration_ms}); sim.stats.as_dict(); sim.reset_stats()
     sim.stop()                                             # or: with StripeSimulator(...) as sim: ...
 
+Stripe Connect: the platform is ``sim.platform_account_id`` (``GET /v1/account`` without ``Stripe-Account``).
+Connected accounts each hold their own dataset (both modes, generated on first use from the seed and the id, so ids
+never collide)::
+
+    acct = sim.connect_account(size="tiny" | "small" | "empty", counts=None, created=None)  # -> "acct_1..."
+    sim.revoke_account(acct)                               # its requests answer 403 account_invalid from now on
+    sim.connected_accounts()                               # ids, newest first, as GET /v1/accounts lists them
+    sim.objects("customers", account=acct); sim.create("customers", account=acct)  # every method above takes
+                                                           # account= (update, delete, get, events, record_event...)
+
+``GET /v1/accounts`` lists them newest first (limit, starting_after; needs ``rak_account_read``), ``GET
+/v1/accounts/<id>`` returns one, ``GET /v1/account`` the acting account. A request with ``Stripe-Account: <connected
+id>`` reads that account's data (its events carry ``account``); a revoked one answers Stripe's 403
+``account_invalid`` ("... does not have access to account 'acct_...' (or that account does not exist). Application
+access may have been revoked."); any other ``Stripe-Account`` value reads the platform's data, as before.
+Account listing is not rate limited by the simulator.
+
 pytest: the ``stripe_simulator`` fixture (integration_tests/conftest.py) is a started simulator, seed 7, size
 "small", rate limits off, function-scoped. Command line::
 
@@ -68,8 +85,8 @@ prints ``Stripe simulator listening on http://127.0.0.1:PORT`` (flushed) and ser
 Keys (``keys.py``): TEST_KEY (rk_test_), LIVE_KEY (rk_live_), SECRET_TEST_KEY (sk_test_), SECRET_LIVE_KEY
 (sk_live_) read everything; REVOKED_KEY -> 401; PUBLISHABLE_KEY / PUBLISHABLE_TEST_KEY -> 403 (Stripe's
 "cannot be made with a publishable API key"; Stripe answered 401 for this years ago, 403 today). Test keys see
-only the test dataset (``livemode: false``), live keys only the live one. ``Stripe-Account`` is accepted
-for any value and recorded in the request log (it also names the account in 403 texts).
+only the test dataset (``livemode: false``), live keys only the live one. ``Stripe-Account`` is recorded in the request
+log (it also names the account in 403 texts); see Stripe Connect below.
 
 Behaviour, per request: drop fault -> latency -> auth (401 missing/unknown/revoked, 403 publishable) ->
 route (404) -> permission (403 with Stripe's ``rak_*_read`` text) -> rate limits (429) -> query names checked

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional
 from urllib.parse import parse_qsl, urlsplit
 
@@ -66,6 +67,7 @@ class ModeState:
         self.lines: Dict[str, List[Record]] = {iid: [Record(l) for l in ls]
                                                for iid, ls in dataset.invoice_lines.items()}
         self.deleted: Dict[str, Dict[str, dict]] = {r: {} for r in SERVED}
+        self.account: Optional[str] = None  # the connected account this data belongs to (None: the platform)
 
     def lookup(self, resource: str, obj_id: str) -> Optional[dict]:
         if resource == "prices":
@@ -78,6 +80,16 @@ class ModeState:
         if gone is not None:
             return {"id": obj_id, "object": OBJECT_NAME[resource], "deleted": True}
         return None
+
+
+@dataclass
+class ConnectedAccount:
+    """A connected account of the platform: its ``account`` object, the counts of its own dataset, and whether
+    it revoked the platform's access (its requests then answer 403 ``account_invalid``)."""
+
+    obj: dict
+    counts: Dict[str, int]
+    revoked: bool = False
 
 
 class StripeSimulator:
@@ -108,7 +120,9 @@ class StripeSimulator:
         self.stats = Stats()
         self.port = port
         self._preload = tuple(preload)
-        self._states: Dict[str, ModeState] = {}
+        self._states: Dict[object, ModeState] = {}  # mode (the platform), or (mode, connected account id)
+        self._accounts: Dict[str, ConnectedAccount] = {}  # Stripe Connect: the platform's connected accounts
+        self._account_ids = random.Random(f"accounts/{seed}")
         self._state_lock = threading.Lock()
         self._lock = threading.RLock()  # guards collections against concurrent mutation while paging
         self._limiter = RateLimiter(rate_limits) if rate_limits else None
@@ -168,33 +182,41 @@ class StripeSimulator:
         return self.keys.add(key, mode=mode, resources=resources, revoked=revoked,
                              known=set(keys_module.PERMISSIONS) | set(self.catalog.resources))
 
-    def _state(self, mode: str) -> ModeState:
+    def _state(self, mode: str, account: Optional[str] = None) -> ModeState:
+        """The data of one mode of the platform (``account`` None, or an id not connected), or of a connected
+        account (its own dataset, generated on first use from the seed and its id)."""
         if mode not in MODES:
             raise ValueError(f"mode must be 'test' or 'live', not {mode!r}")
-        state = self._states.get(mode)
+        connected = self._accounts.get(account) if account else None
+        key = mode if connected is None else (mode, account)
+        state = self._states.get(key)
         if state is None:
             with self._state_lock:
-                state = self._states.get(mode)
+                state = self._states.get(key)
                 if state is None:
                     started = time.perf_counter()
                     was_enabled = gc.isenabled()
                     gc.disable()
+                    seed = self.seed if connected is None else f"{self.seed}/{account}"
+                    counts = self.counts if connected is None else connected.counts
                     try:
-                        dataset = Dataset.generate(seed=self.seed, counts=self.counts, livemode=mode == "live")
-                        state = ModeState(dataset, self._generic_maker(mode == "live"), lambda: self.clock())
+                        dataset = Dataset.generate(seed=seed, counts=counts, livemode=mode == "live")
+                        state = ModeState(dataset, self._generic_maker(mode == "live", seed), lambda: self.clock())
+                        state.account = None if connected is None else account
                     finally:
                         if was_enabled:
                             gc.enable()
                     if sum(self.counts.values()) >= 50_000:
                         gc.freeze()  # keep the collector from re-scanning a big, long-lived heap while serving
-                    self.startup_seconds[mode] = time.perf_counter() - started
-                    self._states[mode] = state
+                    if connected is None:
+                        self.startup_seconds[mode] = time.perf_counter() - started
+                    self._states[key] = state
         return state
 
-    def _generic_maker(self, livemode: bool) -> Callable[[str], GenericObjects]:
+    def _generic_maker(self, livemode: bool, seed=None) -> Callable[[str], GenericObjects]:
         def make(resource: str) -> GenericObjects:
             count = self.generic_counts.get(resource, self.generic_count)
-            return GenericObjects(self.catalog[resource], self.seed, livemode, count)
+            return GenericObjects(self.catalog[resource], self.seed if seed is None else seed, livemode, count)
         return make
 
     def object_name(self, resource: str) -> str:
@@ -209,39 +231,118 @@ class StripeSimulator:
     def _event_prefix(self, resource: str) -> str:
         return EVENT_PREFIX.get(resource) or self.object_name(resource)
 
+    # ---- Stripe Connect: connected accounts ------------------------------------------------------------------
+    @property
+    def platform_account_id(self) -> str:
+        """The platform's own account id (``GET /v1/account`` without ``Stripe-Account``)."""
+        return keys_module.ACCOUNT_ID
+
+    def connect_account(self, account_id: Optional[str] = None, size: Optional[str] = None,
+                        counts: Optional[Dict[str, int]] = None, created: Optional[int] = None) -> str:
+        """Connect an account to the platform; returns its id. Its data is its own dataset (``size`` as for the
+        simulator, ``"empty"`` for none, or ``counts``), generated on first use from the seed and the id, in both
+        modes; it is listed by ``GET /v1/accounts`` and read with ``Stripe-Account: <id>``."""
+        if size == "empty":
+            resolved = {name: 0 for name in RESOURCES}
+        else:
+            resolved = Dataset.resolve_counts(size or ("tiny" if counts is None else None), counts)
+        if account_id is None:
+            account_id = "acct_1" + "".join(self._account_ids.choices(
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=15))
+        if account_id in self._accounts or account_id == self.platform_account_id:
+            raise ValueError(f"account {account_id} already exists")
+        obj = {"id": account_id, "object": "account", "type": "standard", "country": "US",
+               "default_currency": "usd", "charges_enabled": True, "payouts_enabled": True,
+               "details_submitted": True, "email": f"owner@{account_id.lower()}.example.com",
+               "created": int(self.clock() if created is None else created)}
+        with self._state_lock:
+            self._accounts[account_id] = ConnectedAccount(obj, resolved)
+        return account_id
+
+    def revoke_account(self, account_id: str) -> None:
+        """The account disconnects the platform: its requests answer 403 ``account_invalid`` from now on."""
+        self._accounts[account_id].revoked = True
+
+    def connected_accounts(self) -> List[str]:
+        """The connected accounts' ids, newest first (as ``GET /v1/accounts`` lists them), revoked ones included."""
+        return [a.obj["id"] for a in self._accounts_newest_first()]
+
+    def _accounts_newest_first(self) -> List[ConnectedAccount]:
+        with self._state_lock:
+            accounts = list(self._accounts.values())
+        order = {a.obj["id"]: n for n, a in enumerate(accounts)}
+        return sorted(accounts, key=lambda a: (a.obj["created"], order[a.obj["id"]]), reverse=True)
+
+    def _connect_route(self, path: str, query: str, info, acting: Optional[str]) -> Optional[tuple]:
+        """``GET /v1/account`` and ``GET /v1/accounts[/<id>]``; None for any other path."""
+        parts = path.strip("/").split("/")
+        if parts == ["v1", "account"]:
+            connected = self._accounts.get(acting) if acting else None
+            obj = connected.obj if connected else {"id": info.account, "object": "account", "type": "standard",
+                                                   "country": "US", "default_currency": "usd",
+                                                   "charges_enabled": True, "payouts_enabled": True}
+            return 200, dumps(obj), {}, info.mode, 1
+        if len(parts) < 2 or parts[1] != "accounts" or len(parts) > 3:
+            return None
+        if not info.can_read("accounts"):
+            raise ApiError(403, f"The provided key '{keys_module.redact_forbidden(info.key)}' does not have the "
+                                f"required permissions for this endpoint on account '{acting or info.account}'. "
+                                f"Having the '{self.permission('accounts')}' permission would allow this request to "
+                                f"continue.")
+        if len(parts) == 3:
+            connected = self._accounts.get(parts[2])
+            if connected is None:
+                raise ApiError(404, f"No such account: '{parts[2]}'", code="resource_missing", param="account")
+            return 200, dumps(connected.obj), {}, info.mode, 1
+        params = parse_query(query, self._params["accounts"])
+        limit, after, before = page_args(params)
+        listed = [] if acting and acting in self._accounts else self._accounts_newest_first()
+        start = 0
+        if after:
+            ids = [a.obj["id"] for a in listed]
+            if after not in ids:
+                raise ApiError(400, f"No such account: '{after}'", code="resource_missing", param="starting_after")
+            start = ids.index(after) + 1
+        page = listed[start:start + limit]
+        body = {"object": "list", "url": "/v1/accounts", "has_more": start + limit < len(listed),
+                "data": [a.obj for a in page]}
+        return 200, dumps(body), {}, info.mode, len(page)
+
     # ---- reading (tests assert exact sync against these) --------------------------------------------------
-    def objects(self, resource: str, mode: str = "test") -> List[dict]:
-        """All current objects of a resource, newest first, exactly as the API renders them."""
-        state = self._state(mode)
+    def objects(self, resource: str, mode: str = "test", account: Optional[str] = None) -> List[dict]:
+        """All current objects of a resource, newest first, exactly as the API renders them (of a connected
+        account when ``account`` names one)."""
+        state = self._state(mode, account)
         with self._lock:
             payloads = [r.json for r in state.collections[resource].newest_first()]
         return [json.loads(p) for p in payloads]
 
-    def get(self, resource: str, obj_id: str, mode: str = "test") -> dict:
-        state = self._state(mode)
+    def get(self, resource: str, obj_id: str, mode: str = "test", account: Optional[str] = None) -> dict:
+        state = self._state(mode, account)
         with self._lock:
             rec = state.collections[resource].by_id.get(obj_id)
             if rec is None:
                 raise KeyError(f"no {resource} {obj_id} in {mode} mode")
             return json.loads(rec.json)
 
-    def invoice_lines(self, invoice_id: str, mode: str = "test") -> List[dict]:
+    def invoice_lines(self, invoice_id: str, mode: str = "test", account: Optional[str] = None) -> List[dict]:
         """The full line list of an invoice (the invoice itself embeds only the first 10)."""
-        state = self._state(mode)
+        state = self._state(mode, account)
         with self._lock:
             return [json.loads(r.json) for r in state.lines[invoice_id]]
 
-    def sub_list_items(self, url: str, mode: str = "test") -> List[dict]:
+    def sub_list_items(self, url: str, mode: str = "test", account: Optional[str] = None) -> List[dict]:
         """Every item of an embedded money-trail list (``/v1/transfers/{id}/reversals``...), newest first."""
-        state = self._state(mode)
+        state = self._state(mode, account)
         with self._lock:
             return json.loads(dumps(state.trail.sub_lists.get(url, [])))
 
-    def events(self, mode: str = "test", types: Optional[Iterable[str]] = None) -> List[dict]:
+    def events(self, mode: str = "test", types: Optional[Iterable[str]] = None,
+               account: Optional[str] = None) -> List[dict]:
         """Retained events (30 days against ``clock``), newest first."""
         wanted = set(types) if types else None
         cutoff = int(self.clock()) - EVENT_RETENTION_SECONDS
-        return [e for e in self.objects("events", mode)
+        return [e for e in self.objects("events", mode, account)
                 if e["created"] >= cutoff and (wanted is None or e["type"] in wanted)]
 
     def reset_stats(self) -> None:
@@ -249,14 +350,14 @@ class StripeSimulator:
 
     # ---- control API: create / update / delete, each recording Stripe's event ----------------------------
     def create(self, resource: str, mode: str = "test", created: Optional[int] = None,
-               line_count: Optional[int] = None, **fields) -> dict:
+               line_count: Optional[int] = None, account: Optional[str] = None, **fields) -> dict:
         """Create an object with a chosen ``created`` (default: clock now) and field overrides.
 
         Records ``<type>.created`` (charges: ``charge.succeeded|pending|failed``) dated at ``created``.
         Invoices take ``line_count`` (default 2) and embed the first 10 lines.
         """
         self._check_resource(resource)
-        state = self._state(mode)
+        state = self._state(mode, account)
         created = int(self.clock() if created is None else created)
         if resource in self.catalog and resource not in SERVED:
             return self._create_generic(state, resource, created, fields)
@@ -354,12 +455,12 @@ class StripeSimulator:
         raise ValueError(resource)
 
     def update(self, resource: str, obj_id: str, mode: str = "test", event_type: Optional[str] = None,
-               **fields) -> dict:
+               account: Optional[str] = None, **fields) -> dict:
         """Change fields; records the matching event with ``data.previous_attributes`` (changed keys only),
         dated ``clock()``: ``charge.refunded``, ``customer.subscription.deleted`` (status -> canceled),
         ``invoice.paid``, ``payout.paid|failed|canceled``, otherwise ``<type>.updated``."""
         self._check_resource(resource)
-        state = self._state(mode)
+        state = self._state(mode, account)
         with self._lock:
             coll = state.collections[resource]
             rec = coll.by_id.get(obj_id)
@@ -405,14 +506,14 @@ class StripeSimulator:
             return f"payout.{obj['status']}"
         return f"{prefix}.updated"
 
-    def delete(self, resource: str, obj_id: str, mode: str = "test") -> dict:
+    def delete(self, resource: str, obj_id: str, mode: str = "test", account: Optional[str] = None) -> dict:
         """Remove an object from its list and record ``<type>.deleted`` (subscriptions:
         ``customer.subscription.deleted``). Stripe cannot delete charges or payouts, nor can the simulator."""
         self._check_resource(resource)
         if resource in SERVED and resource not in RESOURCES + money_trail.DELETABLE or resource in ("charges",
                                                                                                   "payouts"):
             raise ValueError(f"Stripe has no way to delete {resource}")
-        state = self._state(mode)
+        state = self._state(mode, account)
         with self._lock:
             rec = state.collections[resource].remove(obj_id)
             state.deleted.setdefault(resource, {})[obj_id] = rec.obj
@@ -420,12 +521,12 @@ class StripeSimulator:
             return copy.deepcopy(rec.obj)
 
     def record_event(self, event_type: str, data_object: dict, mode: str = "test", created: Optional[int] = None,
-                     listed_last: bool = False) -> dict:
+                     listed_last: bool = False, account: Optional[str] = None) -> dict:
         """Record an event as is, without changing any object: events about related objects (a
         ``customer.discount.deleted`` naming its customer, a ``price.updated`` naming its product) or dated at a
         chosen second. Within a second Stripe's order is not guaranteed: by default the new event is listed first
         (newest), with ``listed_last=True`` after the events already in that second."""
-        state = self._state(mode)
+        state = self._state(mode, account)
         with self._lock:
             return copy.deepcopy(self._record_event(state, event_type, data_object, created=created,
                                                     listed_last=listed_last))
@@ -443,6 +544,8 @@ class StripeSimulator:
             "livemode": state.livemode, "pending_webhooks": 0,
             "request": {"id": self._request_id(), "idempotency_key": None}, "type": event_type,
         }
+        if state.account:
+            event["account"] = state.account  # Stripe names the connected account on its events
         state.collections["events"].add(event, listed_last=listed_last)
         return event
 
@@ -460,6 +563,15 @@ class StripeSimulator:
         key = self._authenticate(headers)
         info = self.keys.get(key)
         mode = info.mode
+        acting = headers.get("Stripe-Account") or None
+        connected = self._accounts.get(acting) if acting else None
+        if connected is not None and connected.revoked:
+            raise ApiError(403, f"The provided key '{keys_module.redact_forbidden(key)}' does not have access to "
+                                f"account '{acting}' (or that account does not exist). Application access may have "
+                                f"been revoked.", code="account_invalid")
+        answered = self._connect_route(path, query, info, acting)
+        if answered is not None:
+            return answered
         parts = path.strip("/").split("/")
         obj_id = None
         sub_list = money_trail.sub_list_url(parts)
@@ -496,7 +608,7 @@ class StripeSimulator:
                 raise self._rate_limit_error(self.faults.should_retry)
             raise ApiError(status, "An unknown error occurred", type_="api_error")
         limit, after, before = page_args(params)
-        state = self._state(mode)
+        state = self._state(mode, acting)
         if endpoint == "invoice_lines":
             body, extra, count, ids, has_more = self._lines_page(state, invoice_id, limit, after, before)
             self.hooks.fire(endpoint, ids, has_more, {**params, "invoice": invoice_id})
