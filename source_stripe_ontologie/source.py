@@ -37,7 +37,7 @@ from source_stripe_ontologie.incremental import FullRefreshStateDropper, Incomin
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
 from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
-from source_stripe_ontologie.streams import BuiltPartitions, StripeStream
+from source_stripe_ontologie.streams import BuiltPartitions, StripeStream, UnobservedWindowsCursor
 from source_stripe_ontologie.sync_report import SyncReport
 from source_stripe_ontologie.vanished_cursor import RereadsOfVanishedCursors
 
@@ -103,9 +103,10 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         for stream in built:
             RereadsOfVanishedCursors.install(stream)
             cursor = stream.cursor
-            if isinstance(cursor, ConcurrentCursor):
-                FinishedWindowsStateConverter.install(cursor)
+            ours = FinishedWindowsStateConverter.install(cursor) if isinstance(cursor, ConcurrentCursor) else None
             partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream), cursor)
+            if ours is not None and isinstance(cursor, ConcurrentCursor):
+                cursor = UnobservedWindowsCursor(cursor)  # (change capture's cursor observes nothing either)
             wrapped.append(StripeStream(stream, StreamFairShare(partitions, windows_per_stream), cursor))
         return wrapped
 
