@@ -33,18 +33,55 @@ every request unpaced without a word):
 8. `DefaultStream._stream_partition_generator._partition_factory._retriever.pagination_tracker_factory`
    (replaced): how many times a window may be re-read after its page cursor vanished. The manifest's
    `pagination_reset` has no setting for it, and the CDK's own tracker allows one re-read.
+9. `serpyco_rs._describe.get_attributes_doc` and `serpyco_rs._json_schema._convert.get_attributes_doc` (replaced,
+   before airbyte-cdk is imported; a library under the CDK): building the serializers of the Airbyte protocol
+   models, which `airbyte_cdk.models` does on import, reads every model's attribute docstrings from its source
+   file (`inspect.getsource` + `ast.parse`) for the type description and for the JSON schema each serializer
+   builds. The docs only become `description`s there, which validation ignores, yet they cost ~0.3-0.9 s of every
+   command's start-up (`spec` included). For the protocol models' modules the docs are taken as empty; any other
+   class keeps serpyco's own reader. `source_stripe_ontologie/__init__.py` imports this module first for that.
 """
 from __future__ import annotations
 
-import copy
-from datetime import datetime
-from typing import Any, Callable, List, Mapping, MutableMapping, Optional
+from typing import Any
 
-from airbyte_cdk.sources.declarative.models.declarative_component_schema import HttpRequester as HttpRequesterModel
-from airbyte_cdk.sources.declarative.parsers.manifest_component_transformer import ManifestComponentTransformer
-from airbyte_cdk.sources.streams.call_rate import APIBudget
-from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
-from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (
+# 9. (first: it must run before airbyte_cdk.models is imported) ---------------------------------------------------
+PROTOCOL_MODEL_MODULES = ("airbyte_protocol_dataclasses.", "airbyte_protocol.", "airbyte_cdk.models.")
+
+
+def skip_protocol_attribute_docs() -> None:
+    """Serpyco builds the protocol models' serializers without reading their attribute docs (idempotent)."""
+    import serpyco_rs._describe as describe
+    import serpyco_rs._json_schema._convert as convert
+
+    for module in (describe, convert):
+        read_docs = module.get_attributes_doc
+        if getattr(read_docs, "skips_protocol_docs", False):
+            continue
+        module.get_attributes_doc = _without_protocol_docs(read_docs)
+
+
+def _without_protocol_docs(read_docs: Any) -> Any:
+    def attributes_doc(cls: type) -> dict:
+        if str(getattr(cls, "__module__", "")).startswith(PROTOCOL_MODEL_MODULES):
+            return {}
+        return read_docs(cls)
+
+    attributes_doc.skips_protocol_docs = True  # type: ignore[attr-defined]
+    return attributes_doc
+
+
+skip_protocol_attribute_docs()  # before the imports below build the protocol serializers
+
+import copy  # noqa: E402
+from datetime import datetime  # noqa: E402
+from typing import Callable, List, Mapping, MutableMapping, Optional  # noqa: E402
+
+from airbyte_cdk.sources.declarative.models.declarative_component_schema import HttpRequester as HttpRequesterModel  # noqa: E402
+from airbyte_cdk.sources.declarative.parsers.manifest_component_transformer import ManifestComponentTransformer  # noqa: E402
+from airbyte_cdk.sources.streams.call_rate import APIBudget  # noqa: E402
+from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor  # noqa: E402
+from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (  # noqa: E402
     CustomFormatConcurrentStreamStateConverter,
 )
 

@@ -132,3 +132,35 @@ def test_the_pagination_tracker_of_a_built_stream_can_be_replaced():
     retriever = stream._stream_partition_generator._partition_factory._retriever  # noqa: SLF001
     retriever.pagination_tracker_factory()
     assert made == [1]
+
+
+def test_importing_the_connector_builds_the_protocol_serializers_without_reading_the_models_source():
+    """9.: serpyco reads attribute docs through the `get_attributes_doc` its modules import; if it stops doing so the
+    protocol models' source files are read again at every start-up (this counts `inspect.getsource` on them)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import inspect\n"
+        "read = []\n"
+        "original = inspect.getsource\n"
+        "def counting(obj):\n"
+        "    read.append(getattr(obj, '__module__', ''))\n"
+        "    return original(obj)\n"
+        "inspect.getsource = counting\n"
+        "import source_stripe_ontologie\n"
+        "from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, Type\n"
+        "from airbyte_cdk.models.airbyte_protocol_serializers import AirbyteMessageSerializer\n"
+        "message = AirbyteMessage(type=Type.RECORD, record=AirbyteRecordMessage(stream='s', data={'a': 1}, emitted_at=1))\n"
+        "assert AirbyteMessageSerializer.dump(message)['record']['data'] == {'a': 1}\n"
+        "print(sum(m.startswith(('airbyte_protocol', 'airbyte_cdk.models')) for m in read))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "0"
+    import serpyco_rs._describe
+    import serpyco_rs._json_schema._convert
+
+    assert getattr(serpyco_rs._describe.get_attributes_doc, "skips_protocol_docs", False)
+    assert getattr(serpyco_rs._json_schema._convert.get_attributes_doc, "skips_protocol_docs", False)
