@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import tempfile
-from typing import Any, Iterable, List, Mapping
+from typing import Any, Callable, Iterable, List, Mapping
 
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
@@ -83,10 +83,36 @@ class StripeEntrypoint(AirbyteEntrypoint):
         return repository.consume_queue() if repository else ()
 
 
+LINES_PER_WRITE = 512  # records gathered into one write; any other message goes out at once, with those before it
+RECORD_LINE = '{"type":"RECORD"'
+
+
+def write_lines(lines: Iterable[str], write: Callable[[str], None], per_write: int = LINES_PER_WRITE) -> None:
+    """Write `lines`, one message a line, in as few writes as keeps every non-record message prompt.
+
+    The CDK's `print` per message takes the print buffer's lock, reads the clock and copies each line twice; a
+    sync writes one line per record. Records are gathered into one write of up to `per_write` lines; a state,
+    log, status or trace line flushes the records before it together with itself, so the order of the lines is
+    kept, and a state message is never written before the records it counts.
+    """
+    batch: List[str] = []
+    try:
+        for line in lines:
+            batch.append(line)
+            if len(batch) >= per_write or not line.startswith(RECORD_LINE):
+                batch.append("")
+                write("\n".join(batch))
+                batch = []
+    finally:  # a failing command still writes every line it produced (the CDK then writes its error trace)
+        if batch:
+            batch.append("")
+            write("\n".join(batch))
+
+
 def launch(source: Source, args: List[str]) -> None:
-    """`airbyte_cdk.entrypoint.launch`, with `StripeEntrypoint` in place of `AirbyteEntrypoint`."""
+    """`airbyte_cdk.entrypoint.launch`, with `StripeEntrypoint` in place of `AirbyteEntrypoint`, its lines written in
+    batches (`write_lines`) through the CDK's print buffer, which the CDK's log lines share."""
     entrypoint = StripeEntrypoint(source)
     parsed_args = entrypoint.parse_args(args)
     with PRINT_BUFFER:
-        for line in entrypoint.lines(parsed_args):
-            print(f"{line}\n", end="")
+        write_lines(entrypoint.lines(parsed_args), PRINT_BUFFER.write)
