@@ -40,6 +40,12 @@ every request unpaced without a word):
    builds. The docs only become `description`s there, which validation ignores, yet they cost ~0.3-0.9 s of every
    command's start-up (`spec` included). For the protocol models' modules the docs are taken as empty; any other
    class keeps serpyco's own reader. `source_stripe_ontologie/__init__.py` imports this module first for that.
+10. The concurrent read's record path (`PartitionReader` -> queue -> `ConcurrentReadProcessor.on_record` ->
+   `stream_data_to_airbyte_message`) carries a page of serialised lines (page_lane.py) as one `Record` whose data
+   is `{PAGE_KEY: PageLines}`: the CDK copies the data with `dict()` and applies no schema transformation, so the
+   `PageLines` object reaches the entry point as it was. The CDK's own per-stream record counter (its
+   "Read N records" log line) then counts pages; the state messages' `sourceStats` are counted by our entry point.
+   No public way exists to hand the main thread something other than one record at a time.
 """
 from __future__ import annotations
 
@@ -84,6 +90,7 @@ from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor  # no
 from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (  # noqa: E402
     CustomFormatConcurrentStreamStateConverter,
 )
+from airbyte_cdk.sources.types import Record  # noqa: E402
 
 
 # 1. and 2. -------------------------------------------------------------------------------------------------------
@@ -182,3 +189,17 @@ def set_pagination_tracker(stream: Any, tracker_factory: Callable[[], Any]) -> b
         return False
     retriever.pagination_tracker_factory = tracker_factory
     return True
+
+
+# 10. -------------------------------------------------------------------------------------------------------------
+PAGE_KEY = "__stripe_ontologie_page__"  # no Stripe object has such a field
+
+
+def page_record(page: Any, last: Record) -> Record:
+    """One record of the CDK's record path carrying `page`, in the window (slice) of `last`."""
+    return Record(data={PAGE_KEY: page}, stream_name=last.stream_name, associated_slice=last.associated_slice)
+
+
+def page_of(data: Any) -> Any:
+    """The page a record's data carries (None for an ordinary record)."""
+    return data.get(PAGE_KEY) if len(data) == 1 else None

@@ -17,10 +17,12 @@ import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
 from airbyte_cdk.models import AirbyteMessage, ConnectorSpecification, Type
+from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
 from airbyte_cdk.sources import Source
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
 from source_stripe_ontologie.config_validation import ConfigValidator
+from source_stripe_ontologie.page_lane import PageLines
 
 
 class RecordPassthroughSerializer:
@@ -36,6 +38,9 @@ class RecordPassthroughSerializer:
         record = message.record
         if message.type != Type.RECORD or record.meta is not None or record.file_reference is not None:
             return AirbyteEntrypoint.airbyte_message_to_string(message)
+        page = PageLines.of(message)
+        if page is not None:
+            return page.text  # serialised by the worker that read it (page_lane.py)
         body = {"stream": record.stream, "data": record.data, "emitted_at": record.emitted_at}
         if record.namespace is not None:
             body["namespace"] = record.namespace
@@ -51,6 +56,16 @@ class StripeEntrypoint(AirbyteEntrypoint):
     def validate_connection(source_spec: ConnectorSpecification, config: Mapping[str, Any]) -> None:
         ConfigValidator().validate(config)
         AirbyteEntrypoint.validate_connection(source_spec, config)
+
+    @staticmethod
+    def handle_record_counts(message: AirbyteMessage, stream_message_count: Any) -> AirbyteMessage:
+        """The CDK's count of records per state message (`sourceStats.recordCount`), a page counting its records."""
+        page = PageLines.of(message)
+        if page is None:
+            return AirbyteEntrypoint.handle_record_counts(message, stream_message_count)
+        record = message.record
+        stream_message_count[HashableStreamDescriptor(name=record.stream, namespace=record.namespace)] += page.count
+        return message
 
     def lines(self, parsed_args: argparse.Namespace) -> Iterable[str]:
         """The command's output, one serialised message a line."""
@@ -74,6 +89,8 @@ class StripeEntrypoint(AirbyteEntrypoint):
                 yield from map(to_string, self._queued())
                 catalog = self.source.read_catalog(parsed_args.catalog)
                 state = self.source.read_state(parsed_args.state)
+                if hasattr(self.source, "records_in_pages"):
+                    self.source.records_in_pages = True
                 yield from map(to_string, self.read(source_spec, config, catalog, state))
             finally:
                 yield from map(to_string, self._queued())

@@ -38,7 +38,7 @@ from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
 from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
 from source_stripe_ontologie.streams import BuiltPartitions, StripeStream, UnobservedWindowsCursor
-from source_stripe_ontologie.sync_report import SyncReport
+from source_stripe_ontologie.sync_report import RecordCountInLog, SyncReport
 from source_stripe_ontologie.vanished_cursor import RereadsOfVanishedCursors
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -77,6 +77,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         self._incoming_state = state
         self._usable_state = usable_state
         self._rate_budget: Optional[StripeRateBudget] = None
+        # Set by our entry point, which writes pages of records (page_lane.py); the CDK's entry point cannot.
+        self.records_in_pages = False
 
     @property
     def config(self) -> Mapping[str, Any]:
@@ -104,7 +106,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             RereadsOfVanishedCursors.install(stream)
             cursor = stream.cursor
             ours = FinishedWindowsStateConverter.install(cursor) if isinstance(cursor, ConcurrentCursor) else None
-            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream), cursor)
+            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream, self.records_in_pages),
+                                                     cursor)
             if ours is not None and isinstance(cursor, ConcurrentCursor):
                 cursor = UnobservedWindowsCursor(cursor)  # (change capture's cursor observes nothing either)
             wrapped.append(StripeStream(stream, StreamFairShare(partitions, windows_per_stream), cursor))
@@ -152,12 +155,15 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         resumed = {message.stream.stream_descriptor.name for message in self._usable_state or [] if message.stream}
         report = SyncReport(mode, self.config["client_secret"], self.config.get("account_id"),
                             streams_with_state=resumed)
+        count_in_log = RecordCountInLog(report)
+        self.logger.addFilter(count_in_log)
         try:
             for message in super().read(logger, config, catalog, state):
                 yield from report.observe(message)
         except AirbyteTracedException as failure:
             raise report.failure(failure) from None
         finally:
+            self.logger.removeFilter(count_in_log)
             if self._rate_budget is not None:
                 logger.info(self._rate_budget.summary())
 

@@ -19,15 +19,24 @@ from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partitio
 from airbyte_cdk.sources.streams.concurrent.partitions.partition_generator import PartitionGenerator
 from airbyte_cdk.sources.types import Record, StreamSlice
 
+from source_stripe_ontologie import page_lane
+
 
 class BuiltPartitions(PartitionGenerator):
-    """The partitions (`created` windows) of the stream as the CDK built it."""
+    """The partitions (`created` windows) of the stream as the CDK built it; `in_pages`: read through the page lane
+    (only when our entry point, which knows pages, writes the output)."""
 
-    def __init__(self, built: AbstractStream) -> None:
+    def __init__(self, built: AbstractStream, in_pages: bool = False) -> None:
         self._built = built
+        self._in_pages = in_pages
 
     def generate(self) -> Iterable[Partition]:
-        yield from self._built.generate_partitions()
+        if not self._in_pages:
+            yield from self._built.generate_partitions()
+            return
+        namespace = self._built.namespace
+        for window in self._built.generate_partitions():
+            yield page_lane.install(window, namespace)
 
 
 class UnobservedWindowsCursor(Cursor):

@@ -164,3 +164,24 @@ def test_importing_the_connector_builds_the_protocol_serializers_without_reading
 
     assert getattr(serpyco_rs._describe.get_attributes_doc, "skips_protocol_docs", False)
     assert getattr(serpyco_rs._json_schema._convert.get_attributes_doc, "skips_protocol_docs", False)
+
+
+def test_a_page_crosses_the_cdks_record_path_as_the_same_object():
+    """10.: the CDK turns a worker's record into the message the entry point sees by copying its data with dict()
+    and no schema transformation; a page of serialised lines must come out as the very object that went in."""
+    from airbyte_cdk.sources.utils.record_helper import stream_data_to_airbyte_message
+
+    from source_stripe_ontologie.entrypoint import RecordPassthroughSerializer, StripeEntrypoint
+    from source_stripe_ontologie.page_lane import PageLines
+
+    page = PageLines([b'{"type":"RECORD","record":{"stream":"s","data":{"id":1},"emitted_at":1}}'] * 3)
+    record = cdk_seam.page_record(page, type("Last", (), {"stream_name": "s", "associated_slice": None})())
+    message = stream_data_to_airbyte_message(stream_name="s", data_or_message=record.data)
+
+    assert PageLines.of(message) is page
+    assert RecordPassthroughSerializer.to_string(message) == page.text
+    from collections import defaultdict
+
+    counts = defaultdict(float)
+    StripeEntrypoint.handle_record_counts(message, counts)
+    assert sum(counts.values()) == 3
