@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import tempfile
-from typing import Any, Callable, Iterable, List, Mapping
+from typing import Any, Callable, Iterable, List, Mapping, Optional
 
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
@@ -22,7 +22,7 @@ from airbyte_cdk.sources import Source
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
 from source_stripe_ontologie.config_validation import ConfigValidator
-from source_stripe_ontologie.page_lane import PageLines
+from source_stripe_ontologie.page_lane import PageAllowance, PageLines
 
 
 class RecordPassthroughSerializer:
@@ -63,6 +63,7 @@ class StripeEntrypoint(AirbyteEntrypoint):
         page = PageLines.of(message)
         if page is None:
             return AirbyteEntrypoint.handle_record_counts(message, stream_message_count)
+        page.taken()  # off the CDK's queue: its slot goes to the next page
         record = message.record
         stream_message_count[HashableStreamDescriptor(name=record.stream, namespace=record.namespace)] += page.count
         return message
@@ -82,6 +83,7 @@ class StripeEntrypoint(AirbyteEntrypoint):
         if debug:
             logging.getLogger("airbyte").setLevel(logging.DEBUG)
         source_spec = self.source.spec(self.logger)
+        pages: Optional[PageAllowance] = None
         with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as temp_dir:
             os.environ[ENV_REQUEST_CACHE_PATH] = temp_dir
             try:
@@ -89,10 +91,12 @@ class StripeEntrypoint(AirbyteEntrypoint):
                 yield from map(to_string, self._queued())
                 catalog = self.source.read_catalog(parsed_args.catalog)
                 state = self.source.read_state(parsed_args.state)
-                if hasattr(self.source, "records_in_pages"):
-                    self.source.records_in_pages = True
+                if hasattr(self.source, "page_allowance"):
+                    self.source.page_allowance = pages = PageAllowance()
                 yield from map(to_string, self.read(source_spec, config, catalog, state))
             finally:
+                if pages is not None:
+                    pages.close()
                 yield from map(to_string, self._queued())
 
     def _queued(self) -> Iterable[AirbyteMessage]:
@@ -100,26 +104,29 @@ class StripeEntrypoint(AirbyteEntrypoint):
         return repository.consume_queue() if repository else ()
 
 
-LINES_PER_WRITE = 512  # records gathered into one write; any other message goes out at once, with those before it
+CHARS_PER_WRITE = 256 * 1024  # records gathered into one write; any other message goes out at once
 RECORD_LINE = '{"type":"RECORD"'
 
 
-def write_lines(lines: Iterable[str], write: Callable[[str], None], per_write: int = LINES_PER_WRITE) -> None:
-    """Write `lines`, one message a line, in as few writes as keeps every non-record message prompt.
+def write_lines(lines: Iterable[str], write: Callable[[str], None], per_write: int = CHARS_PER_WRITE) -> None:
+    """Write `lines`, one message a line (a page of the page lane is several lines), in as few writes as keeps
+    every non-record message prompt and memory small.
 
     The CDK's `print` per message takes the print buffer's lock, reads the clock and copies each line twice; a
-    sync writes one line per record. Records are gathered into one write of up to `per_write` lines; a state,
-    log, status or trace line flushes the records before it together with itself, so the order of the lines is
-    kept, and a state message is never written before the records it counts.
+    sync writes one line per record. Record lines are gathered into writes of about `per_write` characters; a
+    state, log, status or trace line flushes the records before it together with itself, so the order of the
+    lines is kept, and a state message is never written before the records it counts.
     """
     batch: List[str] = []
+    size = 0
     try:
         for line in lines:
             batch.append(line)
-            if len(batch) >= per_write or not line.startswith(RECORD_LINE):
+            size += len(line)
+            if size >= per_write or not line.startswith(RECORD_LINE):
                 batch.append("")
                 write("\n".join(batch))
-                batch = []
+                batch, size = [], 0
     finally:  # a failing command still writes every line it produced (the CDK then writes its error trace)
         if batch:
             batch.append("")

@@ -36,6 +36,7 @@ from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStar
 from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
+from source_stripe_ontologie.page_lane import PageAllowance
 from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
 from source_stripe_ontologie.streams import BuiltPartitions, StripeStream, UnobservedWindowsCursor
 from source_stripe_ontologie.sync_report import RecordCountInLog, SyncReport
@@ -78,7 +79,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         self._usable_state = usable_state
         self._rate_budget: Optional[StripeRateBudget] = None
         # Set by our entry point, which writes pages of records (page_lane.py); the CDK's entry point cannot.
-        self.records_in_pages = False
+        self.page_allowance: Optional[PageAllowance] = None
 
     @property
     def config(self) -> Mapping[str, Any]:
@@ -106,7 +107,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             RereadsOfVanishedCursors.install(stream)
             cursor = stream.cursor
             ours = FinishedWindowsStateConverter.install(cursor) if isinstance(cursor, ConcurrentCursor) else None
-            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream, self.records_in_pages),
+            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream, self.page_allowance),
                                                      cursor)
             if ours is not None and isinstance(cursor, ConcurrentCursor):
                 cursor = UnobservedWindowsCursor(cursor)  # (change capture's cursor observes nothing either)

@@ -23,20 +23,20 @@ from source_stripe_ontologie import page_lane
 
 
 class BuiltPartitions(PartitionGenerator):
-    """The partitions (`created` windows) of the stream as the CDK built it; `in_pages`: read through the page lane
-    (only when our entry point, which knows pages, writes the output)."""
+    """The partitions (`created` windows) of the stream as the CDK built it; with `pages`, read through the page
+    lane (only when our entry point, which knows pages, writes the output)."""
 
-    def __init__(self, built: AbstractStream, in_pages: bool = False) -> None:
+    def __init__(self, built: AbstractStream, pages: Optional[page_lane.PageAllowance] = None) -> None:
         self._built = built
-        self._in_pages = in_pages
+        self._pages = pages
 
     def generate(self) -> Iterable[Partition]:
-        if not self._in_pages:
+        if self._pages is None:
             yield from self._built.generate_partitions()
             return
         namespace = self._built.namespace
         for window in self._built.generate_partitions():
-            yield page_lane.install(window, namespace)
+            yield page_lane.install(window, namespace, self._pages)
 
 
 class UnobservedWindowsCursor(Cursor):

@@ -14,7 +14,7 @@ def test_records_go_out_in_batches_and_a_state_line_flushes_the_records_it_count
     lines = [RECORD % i for i in range(5)] + [STATE % 1] + [RECORD % i for i in range(5, 12)]
     writes = []
 
-    write_lines(iter(lines), writes.append, per_write=4)
+    write_lines(iter(lines), writes.append, per_write=4 * len(RECORD % 0))
 
     assert "".join(writes) == "".join(f"{line}\n" for line in lines)
     assert [w.count("\n") for w in writes] == [4, 2, 4, 3]  # 4 records | record + state | 4 | the last 3
@@ -45,3 +45,27 @@ def test_gc_is_tuned_after_start_up():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_pages_in_flight_are_bounded_until_the_entry_point_takes_them_or_stops():
+    import threading
+
+    from source_stripe_ontologie.page_lane import PageAllowance, PageLines
+
+    allowance = PageAllowance(pages=2)
+    first, second = PageLines([b"a"], allowance), PageLines([b"b"], allowance)
+    made = []
+    worker = threading.Thread(target=lambda: made.append(PageLines([b"c"], allowance)))
+    worker.start()
+    worker.join(timeout=1.0)
+    assert made == []  # the third page waits for a slot
+
+    first.taken()
+    worker.join(timeout=5.0)
+    assert len(made) == 1
+
+    stuck = threading.Thread(target=lambda: made.append(PageLines([b"d"], allowance)))
+    stuck.start()
+    allowance.close()  # the entry point stopped reading: nobody waits forever
+    stuck.join(timeout=5.0)
+    assert len(made) == 2 and second.count == 1
