@@ -14,10 +14,6 @@ from source_stripe_ontologie.components import api_base, stripe_headers
 DAY = 86_400
 # The config key the manifest's `start_datetime` reads: {stream name: epoch seconds where its history begins}.
 HISTORY_START_KEY = "_history_start"
-# The config key the manifest's `step` reads: {stream name: seconds of one `created` window}, sized from the data.
-WINDOW_SECONDS_KEY = "_window_seconds"
-PAGE = 100  # objects in a full Stripe page
-MAX_PAGES_PER_WINDOW = 10
 logger = logging.getLogger("airbyte")
 
 
@@ -48,7 +44,6 @@ class HistoryStartProbe:
         self._http = HttpClient(name="history_probe", logger=logger, api_budget=budget) if send is None else None
         self._send = send or self._get
         self.ways = ways
-        self.densities: Dict[str, float] = {}  # resource -> objects per second in its newest full page
 
     @staticmethod
     def ways_for(streams: int, requests_per_second: Optional[float]) -> int:
@@ -72,30 +67,11 @@ class HistoryStartProbe:
                      for name, (resource, params) in streams.items()}
         return {name: future.result() for name, future in found.items() if future.result() is not None}
 
-    @staticmethod
-    def window_seconds(density: Optional[float], start: int, until: int, windows_in_flight: int) -> int:
-        """Seconds of `created` per window so that pages come back full and the stream still has windows to read
-        in parallel: about `pages / (2 * windows_in_flight)` full pages per window, 1 to MAX_PAGES_PER_WINDOW.
-
-        A window ends in a partial page (or an empty one), so 30-day windows of a sparse stream cost a request for
-        a few records: the limits are in requests, users wait for records. `density` (objects per second, from the
-        newest page) None: the whole history holds less than a page, one window.
-        """
-        span = max(1, until - start + 1)
-        if not density:
-            return span
-        pages = density * span / PAGE
-        pages_per_window = min(MAX_PAGES_PER_WINDOW, max(1.0, pages / (2 * max(1, windows_in_flight))))
-        return max(3600, min(span, int(pages_per_window * PAGE / density)))
-
     def oldest_day(self, resource: str, params: Mapping[str, str], floor: int, until: int) -> Optional[int]:
         try:
-            newest_page = self._page_at_or_before(resource, params, until, limit=PAGE)
-            newest = int(newest_page[0]["created"]) if newest_page else None
+            newest = self._newest_at_or_before(resource, params, until)
             if newest is None:
                 return until  # nothing to read yet: one window up to now
-            if len(newest_page) == PAGE:  # objects per second near the present
-                self.densities[resource] = PAGE / max(1, newest - int(newest_page[-1]["created"]))
             low, high = floor, newest  # the oldest object lies in [low, high]
             ways = max(2, self.ways)
             with ThreadPoolExecutor(max_workers=ways - 1, thread_name_prefix="history-probe-round") as pool:
@@ -116,13 +92,10 @@ class HistoryStartProbe:
             return None
 
     def _newest_at_or_before(self, resource: str, params: Mapping[str, str], moment: int) -> Optional[int]:
-        data = self._page_at_or_before(resource, params, moment, limit=1)
-        return int(data[0]["created"]) if data else None
-
-    def _page_at_or_before(self, resource: str, params: Mapping[str, str], moment: int, limit: int) -> list:
-        query = {**params, "limit": str(limit), "created[lte]": str(moment)}
+        query = {**params, "limit": "1", "created[lte]": str(moment)}
         page = self._send(f"{api_base(self._config)}/v1/{resource}", query)
-        return list(page.get("data") or [])
+        data = page.get("data") or []
+        return int(data[0]["created"]) if data else None
 
     def _get(self, url: str, params: Dict[str, str]) -> Mapping[str, Any]:
         _, response = self._http.send_request("GET", url, request_kwargs={}, headers=stripe_headers(self._config),

@@ -32,7 +32,7 @@ from source_stripe_ontologie.config_validation import ConfigValidator
 from source_stripe_ontologie.error_messages import invalid_config
 from source_stripe_ontologie.change_capture import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
-from source_stripe_ontologie.history_probe import HISTORY_START_KEY, WINDOW_SECONDS_KEY, HistoryStartProbe
+from source_stripe_ontologie.history_probe import HISTORY_START_KEY, HistoryStartProbe
 from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
@@ -179,15 +179,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         start_date = self.config.get("start_date")
         floor = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else HISTORY_FLOOR
         until = int(time.time()) - int(self.config.get("read_lag_seconds", 60))
-        probe = HistoryStartProbe(self.config, self.rate_budget())
-        starts = probe.starts(to_probe, floor, until)
-        config = {**self.config, HISTORY_START_KEY: starts}
-        if not self.config.get("slice_range_days"):  # the user's window size wins
-            in_flight = self._windows_per_stream()
-            config[WINDOW_SECONDS_KEY] = {
-                name: HistoryStartProbe.window_seconds(probe.densities.get(to_probe[name][0]), start, until, in_flight)
-                for name, start in starts.items()}
-        cdk_seam.replace_source_config(self, config)
+        starts = HistoryStartProbe(self.config, self.rate_budget()).starts(to_probe, floor, until)
+        cdk_seam.replace_source_config(self, {**self.config, HISTORY_START_KEY: starts})
 
     def _register_key(self) -> None:
         """The entry point registers the key as written (padding included), and only on the command line."""

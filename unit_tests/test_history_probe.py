@@ -18,7 +18,7 @@ class FakeStripeList:
     def __call__(self, url: str, params: dict) -> dict:
         self.queries.append(params)
         moment = int(params["created[lte]"])
-        found = [c for c in self.created if c <= moment][:int(params.get("limit", 1))]
+        found = [c for c in self.created if c <= moment][:1]
         return {"object": "list", "has_more": False, "data": [{"id": "x", "created": c} for c in found]}
 
 
@@ -40,8 +40,7 @@ def test_a_dozen_or_so_requests_find_it_instead_of_190_empty_windows():
     _, stripe = _probe([1_650_000_000, 1_700_000_000])
 
     assert len(stripe.queries) <= 16
-    assert stripe.queries[0]["limit"] == "100"  # the newest page: how dense the stream is (window sizes)
-    assert all(q["limit"] == "1" for q in stripe.queries[1:])
+    assert all(q["limit"] == "1" for q in stripe.queries)
 
 
 def test_an_empty_stream_starts_at_the_end_and_reads_one_window():
@@ -99,26 +98,3 @@ def test_four_ways_only_where_the_account_rate_serves_a_round_of_every_stream_at
     assert HistoryStartProbe.ways_for(6, 95.0) == 4  # live key
     assert HistoryStartProbe.ways_for(6, 23.75) == 2  # test key: the extra requests would queue
     assert HistoryStartProbe.ways_for(6, None) == 4  # unpaced
-
-
-def test_a_sparse_streams_first_sync_reads_windows_sized_to_full_pages(requests_mock, read_stripe):
-    """300 charges over two years: 30-day windows would each end in a page of ~12; sized windows hold ~100."""
-    from unit_tests.factories import LiveList, config, now
-
-    charges = LiveList(requests_mock, "charges")
-    newest = now() - 3600
-    charges.add(*[newest - i * 2 * DAY - 1000 for i in range(300)])
-
-    output = read_stripe(config(probe_history_start=True), "charges")
-
-    assert len(output.records) == 300
-    pages = [r for r in requests_mock.request_history if "created[gte]" in query_of(r)]
-    assert len(output.records) / len(pages) >= 50, len(pages)  # 30-day windows: ~13 records a request
-
-
-def test_windows_hold_up_to_ten_full_pages_and_leave_enough_windows_to_read_in_parallel():
-    dense = 0.1  # an object every 10 s
-    assert HistoryStartProbe.window_seconds(dense, 0, 999_999, windows_in_flight=9) == 10_000  # 10 full pages
-    assert HistoryStartProbe.window_seconds(dense, 0, 29_999, windows_in_flight=9) == 3600  # 30 pages: 1.7 a window,
-    # but never under an hour
-    assert HistoryStartProbe.window_seconds(None, 100, 1_000, windows_in_flight=9) == 901  # under a page: one
