@@ -89,3 +89,16 @@ def test_amounts_stay_integers_with_their_currency(full_sync):
 
     assert {c["currency"] for c in charges} >= {"jpy", "usd"}
     assert all(isinstance(c["amount"], int) and isinstance(c["created"], int) for c in charges)
+
+
+def test_state_messages_count_every_record_and_the_sync_log_says_how_many_per_stream(simulator, full_sync):
+    """Records cross from the workers in pages (page_lane.py): the counts must still be per record."""
+    counted = Counter()
+    for message in full_sync.of_type("STATE"):
+        state = message["state"]
+        counted[state["stream"]["stream_descriptor"]["name"]] += state["sourceStats"]["recordCount"]
+    logs = [m["log"]["message"] for m in full_sync.of_type("LOG")]
+
+    for stream in STREAMS:
+        assert counted[stream] == len(full_sync.records(stream)) == len(simulator.objects(stream, mode="test"))
+        assert f"Read {counted[stream]:.0f} records from {stream} stream" in logs

@@ -38,22 +38,66 @@ every request unpaced without a word):
    Connect sync builds one source per account, and each construction parses the CDK's component schema YAML again
    (about half of a construction's time: minutes for thousands of accounts). The schema is a constant of the
    installed CDK, only read by the validation.
+10. `serpyco_rs._describe.get_attributes_doc` and `serpyco_rs._json_schema._convert.get_attributes_doc` (replaced,
+    before airbyte-cdk is imported; a library under the CDK): building the serializers of the Airbyte protocol
+   models, which `airbyte_cdk.models` does on import, reads every model's attribute docstrings from its source
+   file (`inspect.getsource` + `ast.parse`) for the type description and for the JSON schema each serializer
+   builds. The docs only become `description`s there, which validation ignores, yet they cost ~0.3-0.9 s of every
+   command's start-up (`spec` included). For the protocol models' modules the docs are taken as empty; any other
+   class keeps serpyco's own reader. `source_stripe_ontologie/__init__.py` imports this module first for that.
+11. The concurrent read's record path (`PartitionReader` -> queue -> `ConcurrentReadProcessor.on_record` ->
+   `stream_data_to_airbyte_message`) carries a page of serialised lines (page_lane.py) as one `Record` whose data
+   is `{PAGE_KEY: PageLines}`: the CDK copies the data with `dict()` and applies no schema transformation, so the
+   `PageLines` object reaches the entry point as it was. The CDK's own per-stream record counter (its
+   "Read N records" log line) then counts pages; the state messages' `sourceStats` are counted by our entry point.
+   No public way exists to hand the main thread something other than one record at a time.
 """
 from __future__ import annotations
 
-import copy
-import functools
-import importlib
-from datetime import datetime
-from typing import Any, Callable, List, Mapping, MutableMapping, Optional
+from typing import Any
 
-from airbyte_cdk.sources.declarative.models.declarative_component_schema import HttpRequester as HttpRequesterModel
-from airbyte_cdk.sources.declarative.parsers.manifest_component_transformer import ManifestComponentTransformer
-from airbyte_cdk.sources.streams.call_rate import APIBudget
-from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
-from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (
+# 10. (first: it must run before airbyte_cdk.models is imported) ---------------------------------------------------
+PROTOCOL_MODEL_MODULES = ("airbyte_protocol_dataclasses.", "airbyte_protocol.", "airbyte_cdk.models.")
+
+
+def skip_protocol_attribute_docs() -> None:
+    """Serpyco builds the protocol models' serializers without reading their attribute docs (idempotent)."""
+    import serpyco_rs._describe as describe
+    import serpyco_rs._json_schema._convert as convert
+
+    for module in (describe, convert):
+        read_docs = module.get_attributes_doc
+        if getattr(read_docs, "skips_protocol_docs", False):
+            continue
+        module.get_attributes_doc = _without_protocol_docs(read_docs)
+
+
+def _without_protocol_docs(read_docs: Any) -> Any:
+    def attributes_doc(cls: type) -> dict:
+        if str(getattr(cls, "__module__", "")).startswith(PROTOCOL_MODEL_MODULES):
+            return {}
+        return read_docs(cls)
+
+    attributes_doc.skips_protocol_docs = True  # type: ignore[attr-defined]
+    return attributes_doc
+
+
+skip_protocol_attribute_docs()  # before the imports below build the protocol serializers
+
+import copy  # noqa: E402
+import functools  # noqa: E402
+import importlib  # noqa: E402
+from datetime import datetime  # noqa: E402
+from typing import Callable, List, Mapping, MutableMapping, Optional  # noqa: E402
+
+from airbyte_cdk.sources.declarative.models.declarative_component_schema import HttpRequester as HttpRequesterModel  # noqa: E402
+from airbyte_cdk.sources.declarative.parsers.manifest_component_transformer import ManifestComponentTransformer  # noqa: E402
+from airbyte_cdk.sources.streams.call_rate import APIBudget  # noqa: E402
+from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor  # noqa: E402
+from airbyte_cdk.sources.streams.concurrent.state_converters.datetime_stream_state_converter import (  # noqa: E402
     CustomFormatConcurrentStreamStateConverter,
 )
+from airbyte_cdk.sources.types import Record  # noqa: E402
 
 
 # 1. and 2. -------------------------------------------------------------------------------------------------------
@@ -176,3 +220,17 @@ def cache_component_schema() -> None:
                              f"source_stripe_ontologie/cdk_seam.py")
     if not hasattr(current, "cache_info"):
         module.get_declarative_component_schema = functools.lru_cache(maxsize=1)(current)
+
+
+# 11. -------------------------------------------------------------------------------------------------------------
+PAGE_KEY = "__stripe_ontologie_page__"  # no Stripe object has such a field
+
+
+def page_record(page: Any, last: Record) -> Record:
+    """One record of the CDK's record path carrying `page`, in the window (slice) of `last`."""
+    return Record(data={PAGE_KEY: page}, stream_name=last.stream_name, associated_slice=last.associated_slice)
+
+
+def page_of(data: Any) -> Any:
+    """The page a record's data carries (None for an ordinary record)."""
+    return data.get(PAGE_KEY) if len(data) == 1 else None

@@ -11,16 +11,18 @@ import argparse
 import logging
 import os
 import tempfile
-from typing import Any, Iterable, List, Mapping
+from typing import Any, Callable, Iterable, List, Mapping, Optional
 
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
 from airbyte_cdk.models import AirbyteMessage, ConnectorSpecification, Type
+from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
 from airbyte_cdk.sources import Source
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
 from source_stripe_ontologie.config_validation import ConfigValidator
+from source_stripe_ontologie.page_lane import PageAllowance, PageLines
 
 
 class RecordPassthroughSerializer:
@@ -36,6 +38,9 @@ class RecordPassthroughSerializer:
         record = message.record
         if message.type != Type.RECORD or record.meta is not None or record.file_reference is not None:
             return AirbyteEntrypoint.airbyte_message_to_string(message)
+        page = PageLines.of(message)
+        if page is not None:
+            return page.text  # serialised by the worker that read it (page_lane.py)
         body = {"stream": record.stream, "data": record.data, "emitted_at": record.emitted_at}
         if record.namespace is not None:
             body["namespace"] = record.namespace
@@ -52,6 +57,17 @@ class StripeEntrypoint(AirbyteEntrypoint):
         ConfigValidator().validate(config)
         AirbyteEntrypoint.validate_connection(source_spec, config)
 
+    @staticmethod
+    def handle_record_counts(message: AirbyteMessage, stream_message_count: Any) -> AirbyteMessage:
+        """The CDK's count of records per state message (`sourceStats.recordCount`), a page counting its records."""
+        page = PageLines.of(message)
+        if page is None:
+            return AirbyteEntrypoint.handle_record_counts(message, stream_message_count)
+        page.taken()  # off the CDK's queue: its slot goes to the next page
+        record = message.record
+        stream_message_count[HashableStreamDescriptor(name=record.stream, namespace=record.namespace)] += page.count
+        return message
+
     def lines(self, parsed_args: argparse.Namespace) -> Iterable[str]:
         """The command's output, one serialised message a line."""
         if parsed_args.command == "read":
@@ -67,6 +83,7 @@ class StripeEntrypoint(AirbyteEntrypoint):
         if debug:
             logging.getLogger("airbyte").setLevel(logging.DEBUG)
         source_spec = self.source.spec(self.logger)
+        pages: Optional[PageAllowance] = None
         with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as temp_dir:
             os.environ[ENV_REQUEST_CACHE_PATH] = temp_dir
             try:
@@ -74,8 +91,12 @@ class StripeEntrypoint(AirbyteEntrypoint):
                 yield from map(to_string, self._queued())
                 catalog = self.source.read_catalog(parsed_args.catalog)
                 state = self.source.read_state(parsed_args.state)
+                if hasattr(self.source, "page_allowance"):
+                    self.source.page_allowance = pages = PageAllowance()
                 yield from map(to_string, self.read(source_spec, config, catalog, state))
             finally:
+                if pages is not None:
+                    pages.close()
                 yield from map(to_string, self._queued())
 
     def _queued(self) -> Iterable[AirbyteMessage]:
@@ -83,10 +104,39 @@ class StripeEntrypoint(AirbyteEntrypoint):
         return repository.consume_queue() if repository else ()
 
 
+CHARS_PER_WRITE = 256 * 1024  # records gathered into one write; any other message goes out at once
+RECORD_LINE = '{"type":"RECORD"'
+
+
+def write_lines(lines: Iterable[str], write: Callable[[str], None], per_write: int = CHARS_PER_WRITE) -> None:
+    """Write `lines`, one message a line (a page of the page lane is several lines), in as few writes as keeps
+    every non-record message prompt and memory small.
+
+    The CDK's `print` per message takes the print buffer's lock, reads the clock and copies each line twice; a
+    sync writes one line per record. Record lines are gathered into writes of about `per_write` characters; a
+    state, log, status or trace line flushes the records before it together with itself, so the order of the
+    lines is kept, and a state message is never written before the records it counts.
+    """
+    batch: List[str] = []
+    size = 0
+    try:
+        for line in lines:
+            batch.append(line)
+            size += len(line)
+            if size >= per_write or not line.startswith(RECORD_LINE):
+                batch.append("")
+                write("\n".join(batch))
+                batch, size = [], 0
+    finally:  # a failing command still writes every line it produced (the CDK then writes its error trace)
+        if batch:
+            batch.append("")
+            write("\n".join(batch))
+
+
 def launch(source: Source, args: List[str]) -> None:
-    """`airbyte_cdk.entrypoint.launch`, with `StripeEntrypoint` in place of `AirbyteEntrypoint`."""
+    """`airbyte_cdk.entrypoint.launch`, with `StripeEntrypoint` in place of `AirbyteEntrypoint`, its lines written in
+    batches (`write_lines`) through the CDK's print buffer, which the CDK's log lines share."""
     entrypoint = StripeEntrypoint(source)
     parsed_args = entrypoint.parse_args(args)
     with PRINT_BUFFER:
-        for line in entrypoint.lines(parsed_args):
-            print(f"{line}\n", end="")
+        write_lines(entrypoint.lines(parsed_args), PRINT_BUFFER.write)

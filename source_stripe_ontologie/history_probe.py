@@ -32,13 +32,28 @@ class HistoryStartProbe:
 
     Probing is only an optimisation: any failure (401, 403, network) leaves that stream at its configured start,
     and the read reports the error as usual.
+
+    The search is `ways`-way: each round asks `ways - 1` points of the interval at once, so it takes about half
+    the rounds of a bisection with 4 ways (each round is one request latency, and the probe runs before any
+    window). It costs more requests, so it is used only where the account's rate serves a round of every stream
+    within about a latency (live keys); a test key's 25 req/s keeps the bisection (`ways_for`).
     """
 
     def __init__(self, config: Mapping[str, Any], budget: Optional[AbstractAPIBudget],
-                 send: Optional[Callable[[str, Dict[str, str]], Mapping[str, Any]]] = None) -> None:
+                 send: Optional[Callable[[str, Dict[str, str]], Mapping[str, Any]]] = None, ways: int = 2) -> None:
         self._config = config
+        self._budget = budget
         self._http = HttpClient(name="history_probe", logger=logger, api_budget=budget) if send is None else None
         self._send = send or self._get
+        self.ways = ways
+
+    @staticmethod
+    def ways_for(streams: int, requests_per_second: Optional[float]) -> int:
+        """4 when a round of every stream's 3 requests fits in a quarter second of the account's rate (unpaced:
+        always), else 2."""
+        if requests_per_second is None or streams * 3 <= requests_per_second / 4:
+            return 4
+        return 2
 
     def starts(self, streams: Mapping[str, tuple[str, Mapping[str, str]]], floor: int, until: int) -> Dict[str, int]:
         """{stream: day start at or before its oldest object (or `until` when it has none)} for the probed streams.
@@ -47,6 +62,8 @@ class HistoryStartProbe:
         """
         if not streams:
             return {}
+        limits = getattr(self._budget, "limits", None)
+        self.ways = self.ways_for(len(streams), getattr(limits, "per_account", None))
         with ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="history-probe") as pool:
             found = {name: pool.submit(self.oldest_day, resource, params, floor, until)
                      for name, (resource, params) in streams.items()}
@@ -106,13 +123,18 @@ class HistoryStartProbe:
             if newest is None:
                 return until  # nothing to read yet: one window up to now
             low, high = floor, newest  # the oldest object lies in [low, high]
-            while high - low > DAY:
-                middle = (low + high) // 2
-                found = self._newest_at_or_before(resource, params, middle)
-                if found is None:
-                    low = middle + 1
-                else:
-                    high = found
+            ways = max(2, self.ways)
+            with ThreadPoolExecutor(max_workers=ways - 1, thread_name_prefix="history-probe-round") as pool:
+                while high - low > DAY:
+                    points = sorted({low + (high - low) * k // ways for k in range(1, ways)})
+                    answers = list(pool.map(lambda moment: self._newest_at_or_before(resource, params, moment),
+                                            points))
+                    for point, found in zip(points, answers):  # the first point with something at or before it
+                        if found is None:
+                            low = point + 1  # nothing at or before the point: the oldest is after it
+                        else:
+                            high = found  # the oldest is at or before this object
+                            break
             return max(floor, low - low % DAY)
         except Exception as error:  # an optimisation must never fail a sync: the read reports real errors
             logger.info(f"{resource}: could not probe where its history begins ({type(error).__name__}); "

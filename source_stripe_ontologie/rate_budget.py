@@ -1,6 +1,7 @@
 """Pace requests under Stripe's two rate limits at once: per account and per endpoint."""
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -31,6 +32,11 @@ def endpoint_of(url: str) -> str:
 class RateLimits:
     per_account: float
     per_endpoint: float = ENDPOINT_REQUESTS_PER_SECOND
+    # Account slots left unused that may still be taken, at once: the account's rate is shared by every stream, and
+    # a moment when none had a request ready (a window ending, a page being parsed) loses its slots for good
+    # without it. Sized so that a 1-second window never holds more than the limit minus one
+    # (paced rate + 1 + burst); none per endpoint, where the headroom is under 2 requests.
+    account_burst: int = 0
 
     @classmethod
     def for_mode(cls, live: bool, override: Optional[float] = None,
@@ -44,7 +50,8 @@ class RateLimits:
         """
         account = float(override) if override else LIVE_REQUESTS_PER_SECOND if live else TEST_REQUESTS_PER_SECOND
         endpoint = min(float(endpoint_override) if endpoint_override else ENDPOINT_REQUESTS_PER_SECOND, account)
-        return cls(per_account=account * HEADROOM, per_endpoint=endpoint * HEADROOM)
+        burst = max(0, math.floor(account - account * HEADROOM) - 2)  # live 100/s: 3; test 25/s: 0
+        return cls(per_account=account * HEADROOM, per_endpoint=endpoint * HEADROOM, account_burst=burst)
 
 
 class StripeRateBudget(AbstractAPIBudget):
@@ -56,6 +63,8 @@ class StripeRateBudget(AbstractAPIBudget):
     over the limit once requests already in flight arrive (measured: 33 against 25). Here each limit is a
     theoretical arrival time (GCRA): a request leaves when both its account and its endpoint are due, and only
     then books them. Nothing is booked ahead, so a free endpoint never waits behind another endpoint's queue.
+    The account keeps a small burst allowance (`RateLimits.account_burst`) so that slots no stream was ready to use
+    are not all lost.
     It also counts the 429s Stripe still answers, for the end-of-sync summary.
     """
 
@@ -74,7 +83,9 @@ class StripeRateBudget(AbstractAPIBudget):
         """Book a request to `endpoint` now and return 0, or return how long until both limits allow one."""
         with self._lock:
             now = self._clock()
-            due = max(self._account_due, self._endpoint_due.get(endpoint, 0.0))
+            # GCRA with a tolerance of `account_burst` intervals on the account (none on the endpoint)
+            tolerance = self.limits.account_burst / self.limits.per_account
+            due = max(self._account_due - tolerance, self._endpoint_due.get(endpoint, 0.0))
             if due > now:
                 return due - now
             self._account_due = max(self._account_due, now) + 1.0 / self.limits.per_account

@@ -44,9 +44,10 @@ from source_stripe_ontologie.history_probe import HISTORY_START_KEY, WINDOW_DAYS
 from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
+from source_stripe_ontologie.page_lane import PageAllowance
 from source_stripe_ontologie.stream_facts import ManifestFacts, StreamFacts
-from source_stripe_ontologie.streams import BuiltPartitions, StripeStream
-from source_stripe_ontologie.sync_report import SyncReport
+from source_stripe_ontologie.streams import BuiltPartitions, StripeStream, UnobservedWindowsCursor
+from source_stripe_ontologie.sync_report import RecordCountInLog, SyncReport
 from source_stripe_ontologie.unsettled import UnsettledRefresh
 from source_stripe_ontologie.vanished_cursor import RereadsOfVanishedCursors
 
@@ -90,6 +91,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         self._incoming_state = state
         self._usable_state = usable_state
         self._rate_budget: Optional[StripeRateBudget] = None
+        # Set by our entry point, which writes pages of records (page_lane.py); the CDK's entry point cannot.
+        self.page_allowance: Optional[PageAllowance] = None
 
     @property
     def config(self) -> Mapping[str, Any]:
@@ -118,12 +121,17 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         wrapped: List[AbstractStream] = []
         for stream in built:
             RereadsOfVanishedCursors.install(stream)
+            facts = self.facts.stream(stream.name)
             windows = cursor = stream.cursor
-            if isinstance(cursor, ConcurrentCursor):
-                FinishedWindowsStateConverter.install(cursor)
-            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream), cursor)
-            partitions, cursor = unsettled.wrap(self.facts.stream(stream.name), partitions, cursor, windows)
-            partitions, cursor = children.wrap(self.facts.stream(stream.name), partitions, cursor)
+            ours = FinishedWindowsStateConverter.install(cursor) if isinstance(cursor, ConcurrentCursor) else None
+            # The page lane carries pages, not records: streams whose wrappers look at each record (unsettled
+            # objects, children of parents) keep the record-by-record path.
+            pages = None if facts is not None and (facts.unsettled or facts.children_of) else self.page_allowance
+            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream, pages), cursor)
+            partitions, cursor = unsettled.wrap(facts, partitions, cursor, windows)
+            partitions, cursor = children.wrap(facts, partitions, cursor)
+            if ours is not None and isinstance(cursor, ConcurrentCursor):
+                cursor = UnobservedWindowsCursor(cursor)  # (change capture's cursor observes nothing either)
             wrapped.append(StripeStream(stream, StreamFairShare(partitions, windows_per_stream), cursor))
         return wrapped
 
@@ -179,12 +187,15 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             resumed |= set(self.facts.names)
         report = SyncReport(mode, self.config["client_secret"], self.config.get("account_id"),
                             streams_with_state=resumed)
+        count_in_log = RecordCountInLog(report)
+        self.logger.addFilter(count_in_log)
         try:
             for message in super().read(logger, config, catalog, state):
                 yield from report.observe(message)
         except AirbyteTracedException as failure:
             raise report.failure(failure) from None
         finally:
+            self.logger.removeFilter(count_in_log)
             if self._rate_budget is not None and not self._nested:
                 logger.info(self._rate_budget.summary())
 

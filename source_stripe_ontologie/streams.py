@@ -8,7 +8,8 @@ so nothing of the built stream is rewired.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Optional
+from datetime import datetime
+from typing import Any, Iterable, Mapping, MutableMapping, Optional
 
 from airbyte_cdk.models import AirbyteStream
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
@@ -16,16 +17,63 @@ from airbyte_cdk.sources.streams.concurrent.availability_strategy import StreamA
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor
 from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partition
 from airbyte_cdk.sources.streams.concurrent.partitions.partition_generator import PartitionGenerator
+from airbyte_cdk.sources.types import Record, StreamSlice
+
+from source_stripe_ontologie import page_lane
 
 
 class BuiltPartitions(PartitionGenerator):
-    """The partitions (`created` windows) of the stream as the CDK built it."""
+    """The partitions (`created` windows) of the stream as the CDK built it; with `pages`, read through the page
+    lane (only when our entry point, which knows pages, writes the output)."""
 
-    def __init__(self, built: AbstractStream) -> None:
+    def __init__(self, built: AbstractStream, pages: Optional[page_lane.PageAllowance] = None) -> None:
         self._built = built
+        self._pages = pages
 
     def generate(self) -> Iterable[Partition]:
-        yield from self._built.generate_partitions()
+        if self._pages is None:
+            yield from self._built.generate_partitions()
+            return
+        namespace = self._built.namespace
+        for window in self._built.generate_partitions():
+            yield page_lane.install(window, namespace, self._pages)
+
+
+class UnobservedWindowsCursor(Cursor):
+    """The stream's `created` windows cursor, minus the per-record observation.
+
+    The CDK calls `observe` on the stream's cursor for every record, on the worker thread, and a ConcurrentCursor
+    then hashes the record's slice (json.dumps + sha256 of the window) to keep the newest `created` per window:
+    ~8 us a record, for a value our state never reads. Our state is the end of the finished windows
+    (FinishedWindowsStateConverter, which reads no observed value), and a vanished cursor re-reads its window
+    from the top (RereadsOfVanishedCursors, which does not narrow the window from it). Everything else is the
+    windows cursor's. Only for a cursor whose state converter is ours: any other still needs its observations.
+    """
+
+    def __init__(self, windows: Cursor) -> None:
+        self._windows = windows
+
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        return self._windows.state
+
+    def observe(self, record: Record) -> None:
+        pass
+
+    def close_partition(self, partition: Partition) -> None:
+        self._windows.close_partition(partition)
+
+    def ensure_at_least_one_state_emitted(self) -> None:
+        self._windows.ensure_at_least_one_state_emitted()
+
+    def should_be_synced(self, record: Record) -> bool:
+        return self._windows.should_be_synced(record)
+
+    def stream_slices(self) -> Iterable[StreamSlice]:
+        return self._windows.stream_slices()
+
+    def get_cursor_datetime_from_state(self, stream_state: Mapping[str, Any]) -> Optional[datetime]:
+        return self._windows.get_cursor_datetime_from_state(stream_state)
 
 
 class StripeStream(AbstractStream):

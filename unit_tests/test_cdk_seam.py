@@ -171,3 +171,56 @@ def test_the_component_schema_every_source_validates_with_is_parsed_once_when_ca
     SourceStripeOntologie(config=config())
     SourceStripeOntologie(config=config())
     assert calls == [1, 1]  # once more to fill the cache, then never again
+
+
+def test_importing_the_connector_builds_the_protocol_serializers_without_reading_the_models_source():
+    """10.: serpyco reads attribute docs through the `get_attributes_doc` its modules import; if it stops doing so the
+    protocol models' source files are read again at every start-up (this counts `inspect.getsource` on them)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import inspect\n"
+        "read = []\n"
+        "original = inspect.getsource\n"
+        "def counting(obj):\n"
+        "    read.append(getattr(obj, '__module__', ''))\n"
+        "    return original(obj)\n"
+        "inspect.getsource = counting\n"
+        "import source_stripe_ontologie\n"
+        "from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, Type\n"
+        "from airbyte_cdk.models.airbyte_protocol_serializers import AirbyteMessageSerializer\n"
+        "message = AirbyteMessage(type=Type.RECORD, record=AirbyteRecordMessage(stream='s', data={'a': 1}, emitted_at=1))\n"
+        "assert AirbyteMessageSerializer.dump(message)['record']['data'] == {'a': 1}\n"
+        "print(sum(m.startswith(('airbyte_protocol', 'airbyte_cdk.models')) for m in read))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "0"
+    import serpyco_rs._describe
+    import serpyco_rs._json_schema._convert
+
+    assert getattr(serpyco_rs._describe.get_attributes_doc, "skips_protocol_docs", False)
+    assert getattr(serpyco_rs._json_schema._convert.get_attributes_doc, "skips_protocol_docs", False)
+
+
+def test_a_page_crosses_the_cdks_record_path_as_the_same_object():
+    """11.: the CDK turns a worker's record into the message the entry point sees by copying its data with dict()
+    and no schema transformation; a page of serialised lines must come out as the very object that went in."""
+    from airbyte_cdk.sources.utils.record_helper import stream_data_to_airbyte_message
+
+    from source_stripe_ontologie.entrypoint import RecordPassthroughSerializer, StripeEntrypoint
+    from source_stripe_ontologie.page_lane import PageLines
+
+    page = PageLines([b'{"type":"RECORD","record":{"stream":"s","data":{"id":1},"emitted_at":1}}'] * 3)
+    record = cdk_seam.page_record(page, type("Last", (), {"stream_name": "s", "associated_slice": None})())
+    message = stream_data_to_airbyte_message(stream_name="s", data_or_message=record.data)
+
+    assert PageLines.of(message) is page
+    assert RecordPassthroughSerializer.to_string(message) == page.text
+    from collections import defaultdict
+
+    counts = defaultdict(float)
+    StripeEntrypoint.handle_record_counts(message, counts)
+    assert sum(counts.values()) == 3

@@ -156,9 +156,10 @@ def test_read_lag_and_workers_cannot_be_set_below_what_is_safe_and_their_descrip
 def test_a_users_rate_gets_headroom_and_each_endpoint_the_smaller_of_it_and_stripes_25():
     assert RateLimits.for_mode(live=False, override=10) == RateLimits(per_account=9.5, per_endpoint=9.5)
     assert RateLimits.for_mode(live=False, override=25) == RateLimits(per_account=23.75, per_endpoint=23.75)
-    assert RateLimits.for_mode(live=True, override=250) == RateLimits(per_account=237.5, per_endpoint=23.75)
+    assert RateLimits.for_mode(live=True, override=250) == RateLimits(per_account=237.5, per_endpoint=23.75,
+                                                                      account_burst=10)
     assert RateLimits.for_mode(live=True, override=250, endpoint_override=100) == RateLimits(
-        per_account=237.5, per_endpoint=95.0)
+        per_account=237.5, per_endpoint=95.0, account_burst=10)
     assert "smaller of this figure" in spec_properties()["max_requests_per_second"]["description"]
 
 

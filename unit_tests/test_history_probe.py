@@ -78,4 +78,23 @@ def test_a_first_sync_windows_start_at_the_probed_day(requests_mock, read_stripe
     first_start = min(int(q["created[gte]"][0]) for q in windows)
     assert 1_700_000_000 - 2 - 2 * DAY <= first_start <= 1_700_000_000 - 2
     probes = [query_of(r) for r in requests_mock.request_history if "created[gte]" not in query_of(r)]
-    assert 0 < len(probes) <= 16
+    assert 0 < len(probes) <= 1 + 3 * 8  # unpaced, so 4-way: about 8 rounds of 3 (a bisection: ~15 requests)
+
+
+def test_the_four_way_search_finds_the_same_day_in_half_the_rounds():
+    for oldest in (FLOOR + 3, 1_400_000_000, 1_600_000_123, NOW - 3 * DAY):
+        created = [oldest, oldest + 7 * DAY, NOW - 10]
+        by_two, two = _probe(created)
+        stripe = FakeStripeList(created)
+        probe = HistoryStartProbe({"client_secret": "rk_live_x"}, None, send=stripe, ways=4)
+        by_four = probe.oldest_day("charges", {}, FLOOR, NOW)
+
+        assert oldest - 2 * DAY < by_four <= oldest and by_four % DAY == 0
+        rounds_four, rounds_two = (len(stripe.queries) - 1) / 3, len(two.queries) - 1
+        assert rounds_four <= max(2, rounds_two * 0.6), (rounds_four, rounds_two)
+
+
+def test_four_ways_only_where_the_account_rate_serves_a_round_of_every_stream_at_once():
+    assert HistoryStartProbe.ways_for(6, 95.0) == 4  # live key
+    assert HistoryStartProbe.ways_for(6, 23.75) == 2  # test key: the extra requests would queue
+    assert HistoryStartProbe.ways_for(6, None) == 4  # unpaced

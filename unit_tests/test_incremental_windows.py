@@ -246,3 +246,23 @@ def test_defaults_are_30_day_windows_ending_60_seconds_before_now(requests_mock)
     read = windows(requests_mock, "payouts")
     assert read[0] == (start, start + 30 * DAY - 1)
     assert before - 60 <= read[-1][1] <= now() - 60
+
+
+def test_records_are_not_observed_one_by_one_yet_state_and_record_counts_stay_exact(requests_mock, monkeypatch):
+    """The per-record `ConcurrentCursor.observe` (a hash of the window per record) is skipped: our state is the end
+    of the finished windows, and the records per state message are counted by the entry point, not the cursor."""
+    from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
+
+    observed = []
+    monkeypatch.setattr(ConcurrentCursor, "observe", lambda self, record: observed.append(record))
+    start = now() - 100 * DAY
+    charges = LiveList(requests_mock, "charges")
+    charges.add(*[start + 5 + i for i in range(7)], *[start + 40 * DAY + i for i in range(5)], start + 70 * DAY)
+
+    output = read_incremental(config_since(start, slice_range_days=30), "charges")
+
+    assert observed == []
+    assert len(output.records) == 13
+    counts = [m.state.sourceStats.recordCount for m in output.state_messages]
+    assert sum(counts) == 13
+    assert state_values(output, "charges")[-1] == windows(requests_mock, "charges")[-1][1]

@@ -93,7 +93,30 @@ def test_modes_get_stripes_limits_with_headroom_and_the_override_wins():
 
     assert 90 <= live.per_account < 100 and 22 <= test.per_account < 25
     assert 22 <= live.per_endpoint < 25
-    assert RateLimits.for_mode(live=True, override=250) == RateLimits(per_account=250 * 0.95, per_endpoint=25 * 0.95)
+    assert RateLimits.for_mode(live=True, override=250) == RateLimits(per_account=250 * 0.95, per_endpoint=25 * 0.95,
+                                                                      account_burst=10)
+
+
+def test_account_slots_left_unused_can_be_taken_at_once_but_no_second_holds_more_than_the_limit_minus_one():
+    live = RateLimits.for_mode(live=True)
+    assert live.account_burst == 3 and RateLimits.for_mode(live=False).account_burst == 0
+    clock = FakeClock()
+    budget = StripeRateBudget(live, clock=clock, sleep=clock.sleep)
+
+    clock.sleep(5)  # nobody asked for a while
+    assert [budget.try_reserve(f"/v1/e{i}") for i in range(4)] == [0, 0, 0, 0]  # 1 + 3 unused slots, at once
+    assert budget.try_reserve("/v1/e4") > 0
+
+    times = []
+    for i in range(2000):  # saturated, on 8 endpoints, with idle gaps
+        if i % 150 == 0:
+            clock.sleep(0.3)
+        endpoint = f"/v1/e{i % 8}"
+        while (wait := budget.try_reserve(endpoint)) > 0:
+            clock.sleep(wait)
+        times.append(clock.now)
+    in_any_second = max(sum(1 for t in times[j:j + 120] if t < start + 1 - 1e-9) for j, start in enumerate(times))
+    assert in_any_second <= 99
 
 
 def test_invoice_line_pages_of_every_invoice_share_one_endpoint():

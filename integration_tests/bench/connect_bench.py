@@ -12,7 +12,7 @@ import argparse
 import json
 import time
 
-from integration_tests.connector_cli import STREAMS, configured_catalog, run_connector, simulator_config
+from integration_tests.connector_cli import SIX_STREAMS as STREAMS, configured_catalog, run_connector, simulator_config
 from integration_tests.stripe_simulator import StripeSimulator, keys
 
 FEW = {"customers": 2, "charges": 3, "subscriptions": 1, "invoices": 1, "products": 1, "payouts": 1}

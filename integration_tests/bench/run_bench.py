@@ -9,10 +9,17 @@ Prints figures; asserts nothing. Three parts:
 3. CPU-bound: latency 0 and limits off (the connector's own pacing lifted with `max_requests_per_second`, the
    knob for accounts with raised limits), 50,000 charges through the CLI with stdout to a file: records/s and
    peak RSS; then peak RSS for 10k versus 100k charges (memory must not grow with the dataset).
+   Beside it the floor, measured in this process right after the run on the same pages: parse each page and
+   write each record as a RECORD line, with orjson and with the standard json module, and our share of each,
+   so that a figure from a loaded machine stays comparable.
+Part 1 also prints the records ceiling: records divided by the least time Stripe's limits allow for
+ceil(records/100) list pages per stream (each endpoint at 25/s, all under the account's limit), and our share.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
 import re
@@ -20,7 +27,10 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, List, Mapping, Optional
+
+import orjson
+import requests
 
 from integration_tests.connector_cli import SIX_STREAMS as STREAMS, configured_catalog, run_connector
 from integration_tests.stripe_simulator import Latency, RateLimits, StripeSimulator, keys
@@ -54,6 +64,47 @@ def active_seconds(sim: StripeSimulator) -> float:
     first = min(entry["time"] for entry in log)
     last = max(entry["time"] + entry.get("duration_ms", 0) / 1000 for entry in log)
     return max(last - first, 1e-9)
+
+
+def fetch_pages(sim: StripeSimulator, key: str, stream: str) -> List[bytes]:
+    """Every list page of `stream` as the simulator serves it (100 objects a page), raw bytes, untimed."""
+    pages, after = [], None
+    headers = {"Authorization": f"Bearer {key}", "Stripe-Version": "2024-06-20"}
+    with requests.Session() as session:
+        while True:
+            params = {"limit": "100", **({"starting_after": after} if after else {})}
+            body = session.get(f"{sim.url}/v1/{stream}", params=params, headers=headers, timeout=60).content
+            pages.append(body)
+            page = orjson.loads(body)
+            if not page.get("has_more") or not page.get("data"):
+                return pages
+            after = page["data"][-1]["id"]
+
+
+def floor_records_per_s(pages: List[bytes], stream: str, out_path: Path, loads: Callable, dumps: Callable) -> float:
+    """The least work a record needs, on one core of this machine now: parse its page, write it as a RECORD
+    message line to a file. Records per CPU second of this thread (the process's other threads are idle)."""
+    records = 0
+    started = time.process_time()
+    with open(out_path, "wb") as out:
+        for body in pages:
+            data = loads(body)["data"]
+            emitted_at = int(time.time() * 1000)
+            out.write(b"".join(dumps({"type": "RECORD", "record": {"stream": stream, "data": record,
+                                                                    "emitted_at": emitted_at}}) + b"\n"
+                               for record in data))
+            records += len(data)
+    out_path.unlink()
+    return records / max(time.process_time() - started, 1e-9)
+
+
+def std_json_dumps(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def least_seconds(pages_per_stream: Mapping[str, int], per_account: float, per_endpoint: float) -> float:
+    """The least time Stripe's limits allow for these list pages: each endpoint at its limit, all under the account's."""
+    return max(max(pages_per_stream.values()) / per_endpoint, sum(pages_per_stream.values()) / per_account)
 
 
 def our_sync(sim: StripeSimulator, key: str, out_dir: Path, streams=STREAMS, **config) -> Dict:
@@ -90,6 +141,7 @@ def rate_limited(out_dir: Path, latency_ms: int, jitter_ms: int, peer: bool) -> 
     rows, ceilings = {}, {}
     with StripeSimulator(seed=101, counts=RATE_LIMITED_COUNTS, latency=Latency(latency_ms, jitter_ms),
                          rate_limits=RateLimits(live=100, test=25, per_endpoint=25)) as sim:
+        sim_objects = {mode: {stream: sim.objects(stream, mode=mode) for stream in STREAMS} for mode in ("live", "test")}
         for mode, key in (("live", keys.LIVE_KEY), ("test", keys.TEST_KEY)):
             name = f"ours, {mode} key"
             rows[name] = our_sync(sim, key, out_dir)
@@ -101,7 +153,15 @@ def rate_limited(out_dir: Path, latency_ms: int, jitter_ms: int, peer: bool) -> 
                 f"objects per mode). req/s and ceiling share are over the time the simulator saw requests; "
                 f"rec/s over the whole command, start-up included.", rows, ceilings)
     for name, r in rows.items():
-        print(f"   {name}: 429s = {r['http_429'] / max(r['requests'], 1):.2%} of requests")
+        mode = "live" if "live" in name else "test"
+        pages = {stream: math.ceil(len(sim_objects[mode][stream]) / 100) for stream in STREAMS}
+        least = least_seconds(pages, CEILING[mode], 25.0)
+        ceiling = r["expected"] / least
+        rate = r["records"] / r["active_s"] if r.get("active_s") else float("nan")
+        print(f"   {name}: 429s = {r['http_429'] / max(r['requests'], 1):.2%} of requests; records ceiling "
+              f"{ceiling:,.0f} records/s ({sum(pages.values())} full pages in at least {least:.1f} s); ours "
+              f"{rate:,.0f} records/s from first request to last response = {rate / ceiling:.0%} of the records "
+              f"ceiling ({r['records'] / r['wall_s']:,.0f} records/s over the whole command, start-up included)")
     if peer:
         compare_with_peer(out_dir, latency_ms, jitter_ms, rows["ours, live key"])
 
@@ -130,20 +190,31 @@ def compare_with_peer(out_dir: Path, latency_ms: int, jitter_ms: int, ours_live:
 
 def cpu_bound(out_dir: Path, charges: int) -> None:
     unpaced = {"max_requests_per_second": 10_000, "max_requests_per_endpoint_per_second": 10_000}  # the maxima
-    rows = {}
+    rows, floors = {}, {}
     for n in (charges, 10_000, 100_000):
         with StripeSimulator(seed=202, counts={"charges": n}, preload=("test",)) as sim:
             rows[f"{n:,} charges"] = our_sync(sim, keys.TEST_KEY, out_dir, streams=("charges",), **unpaced)
             if rows[f"{n:,} charges"]["exit"] != 0:
                 print(rows[f"{n:,} charges"]["stderr"])
+            if n == charges:  # the floor, in this process, on the pages this run read, right after it
+                pages = fetch_pages(sim, keys.TEST_KEY, "charges")
+                floors["orjson"] = floor_records_per_s(pages, "charges", out_dir / "floor.jsonl", orjson.loads,
+                                                       orjson.dumps)
+                floors["json"] = floor_records_per_s(pages, "charges", out_dir / "floor.jsonl", json.loads,
+                                                     std_json_dumps)
     print_table("3. CPU-bound: charges only, latency 0, simulator limits off, connector pacing lifted; stdout to a "
                 f"file. Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}.",
                 rows)
     small, big = rows["10,000 charges"], rows["100,000 charges"]
     r = rows[f"{charges:,} charges"]
     read_s = r["active_s"]
-    print(f"   {charges:,} charges: {r['records'] / r['wall_s']:,.0f} records/s over the whole command; "
-          f"{r['records'] / read_s:,.0f} records/s while reading (start-up excluded)")
+    ours, reading = r['records'] / r['wall_s'], r['records'] / read_s
+    print(f"   {charges:,} charges: {ours:,.0f} records/s over the whole command; "
+          f"{reading:,.0f} records/s while reading (start-up excluded)")
+    for name, floor in floors.items():
+        print(f"   floor with {name:<6} (parse each page + write each record as a RECORD line, one core, same pages, "
+              f"measured now): {floor:,.0f} records/s; ours = {ours / floor:.0%} over the command, "
+              f"{reading / floor:.0%} while reading")
     if small.get("peak_rss_mb") and big.get("peak_rss_mb"):
         print(f"   peak RSS 10k -> 100k charges: {small['peak_rss_mb']:.0f} MB -> {big['peak_rss_mb']:.0f} MB "
               f"({big['peak_rss_mb'] / small['peak_rss_mb'] - 1:+.0%})")

@@ -1,0 +1,71 @@
+"""The command's lines are written in batches, in order, with every non-record message flushing what precedes it."""
+from __future__ import annotations
+
+import gc
+
+from source_stripe_ontologie.entrypoint import write_lines
+from source_stripe_ontologie.run import GC_GEN0_THRESHOLD, tune_gc
+
+RECORD = '{"type":"RECORD","record":{"stream":"s","data":{"id":%d},"emitted_at":1}}'
+STATE = '{"type":"STATE","state":{"n":%d}}'
+
+
+def test_records_go_out_in_batches_and_a_state_line_flushes_the_records_it_counts():
+    lines = [RECORD % i for i in range(5)] + [STATE % 1] + [RECORD % i for i in range(5, 12)]
+    writes = []
+
+    write_lines(iter(lines), writes.append, per_write=4 * len(RECORD % 0))
+
+    assert "".join(writes) == "".join(f"{line}\n" for line in lines)
+    assert [w.count("\n") for w in writes] == [4, 2, 4, 3]  # 4 records | record + state | 4 | the last 3
+    assert writes[1].endswith(STATE % 1 + "\n")
+
+
+def test_a_failing_command_still_writes_the_lines_it_produced():
+    def lines():
+        yield RECORD % 1
+        yield RECORD % 2
+        raise RuntimeError("boom")
+
+    writes = []
+    try:
+        write_lines(lines(), writes.append)
+    except RuntimeError:
+        pass
+
+    assert "".join(writes) == RECORD % 1 + "\n" + RECORD % 2 + "\n"
+
+
+def test_gc_is_tuned_after_start_up():
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold()[0] == GC_GEN0_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_pages_in_flight_are_bounded_until_the_entry_point_takes_them_or_stops():
+    import threading
+
+    from source_stripe_ontologie.page_lane import PageAllowance, PageLines
+
+    allowance = PageAllowance(pages=2)
+    first, second = PageLines([b"a"], allowance), PageLines([b"b"], allowance)
+    made = []
+    worker = threading.Thread(target=lambda: made.append(PageLines([b"c"], allowance)))
+    worker.start()
+    worker.join(timeout=1.0)
+    assert made == []  # the third page waits for a slot
+
+    first.taken()
+    worker.join(timeout=5.0)
+    assert len(made) == 1
+
+    stuck = threading.Thread(target=lambda: made.append(PageLines([b"d"], allowance)))
+    stuck.start()
+    allowance.close()  # the entry point stopped reading: nobody waits forever
+    stuck.join(timeout=5.0)
+    assert len(made) == 2 and second.count == 1
