@@ -7,7 +7,7 @@ permissions work for them as they do for the six.
 
 import pytest
 
-from integration_tests.stripe_simulator import StripeSimulator
+from integration_tests.stripe_simulator import StripeSimulator, money_trail
 from integration_tests.stripe_simulator.generic import GenericCatalog
 from integration_tests.stripe_simulator.spec import components, event_types, list_endpoints, schema_validator
 from integration_tests.test_simulator import error_of, get, ids, page_through
@@ -33,9 +33,10 @@ def test_every_list_endpoint_without_a_parent_is_served_generically_except_the_r
 
     served = {resource.url for resource in CATALOG.resources.values()}
 
-    assert {"/v1/tax_rates", "/v1/coupons", "/v1/refunds", "/v1/treasury/financial_accounts"} <= served
+    assert {"/v1/tax_rates", "/v1/promotion_codes", "/v1/reviews", "/v1/treasury/financial_accounts"} <= served
     assert top_level - served == {"/v1/customers", "/v1/charges", "/v1/subscriptions", "/v1/invoices",
-                                  "/v1/products", "/v1/payouts", "/v1/events", "/v1/invoices/upcoming/lines"}
+                                  "/v1/products", "/v1/payouts", "/v1/events", "/v1/invoices/upcoming/lines",
+                                  *(f"/v1/{r}" for r in money_trail.RESOURCES)}  # realistic: money_trail.py
 
 
 # ---- data -----------------------------------------------------------------------------------------------------
@@ -69,22 +70,24 @@ def test_generic_objects_look_like_stripe_ones():
 
 def test_expandable_references_are_id_strings_and_nested_lists_empty_envelopes():
     sim = simulator(size="small")
-    refund, schedule, credit_note = (sim.objects(r)[0] for r in ("refunds", "subscription_schedules", "credit_notes"))
+    # (refunds and credit notes are the money trail's realistic objects: money_trail.py)
+    review, schedule, value_list = (sim.objects(r)[0] for r in ("reviews", "subscription_schedules",
+                                                                 "radar/value_lists"))
 
-    assert refund["charge"] is None or refund["charge"].startswith("ch_")
+    assert review["charge"] is None or review["charge"].startswith("ch_")
     assert schedule["customer"].startswith("cus_")
-    assert credit_note["lines"] == {"object": "list", "data": [], "has_more": False,
-                                    "url": f"/v1/credit_notes/{credit_note['id']}/lines"}
+    assert value_list["list_items"] == {"object": "list", "data": [], "has_more": False,
+                                        "url": f"/v1/radar/value_lists/{value_list['id']}/list_items"}
 
 
 def test_generic_data_is_deterministic_per_seed_and_mode_and_sized_by_counts():
-    first = simulator(seed=3).objects("coupons", "test")
+    first = simulator(seed=3).objects("promotion_codes", "test")
 
-    assert simulator(seed=3).objects("coupons", "test") == first
-    assert ids(simulator(seed=4).objects("coupons", "test")) != ids(first)
-    assert ids(simulator(seed=3).objects("coupons", "live")) != ids(first)
+    assert simulator(seed=3).objects("promotion_codes", "test") == first
+    assert ids(simulator(seed=4).objects("promotion_codes", "test")) != ids(first)
+    assert ids(simulator(seed=3).objects("promotion_codes", "live")) != ids(first)
     assert len(first) == 4  # "tiny"
-    assert len(simulator(counts={"coupons": 30}).objects("coupons")) == 30
+    assert len(simulator(counts={"promotion_codes": 30}).objects("promotion_codes")) == 30
     with pytest.raises(ValueError, match="unknown resources"):
         simulator(counts={"no_such_things": 3})
 
@@ -162,11 +165,11 @@ def test_create_update_delete_record_stripe_like_events(stripe_simulator):
 
 def test_an_event_type_stripe_does_not_know_is_still_recorded_and_reported(stripe_simulator):
     known = set(event_types())
-    coupon = stripe_simulator.create("coupons")
+    code = stripe_simulator.create("promotion_codes")
 
-    stripe_simulator.update("coupons", coupon["id"], name="Spring")
+    stripe_simulator.update("promotion_codes", code["id"], active=False)
 
-    assert "coupon.created" in known and "coupon.updated" in known
+    assert "promotion_code.created" in known and "promotion_code.updated" in known
     assert "tax_rate.deleted" not in known
     tax_rate = stripe_simulator.create("tax_rates")
     stripe_simulator.delete("tax_rates", tax_rate["id"])
@@ -175,10 +178,10 @@ def test_an_event_type_stripe_does_not_know_is_still_recorded_and_reported(strip
 
 
 def test_a_created_object_is_listed_first_and_served_by_id(stripe_simulator):
-    created = stripe_simulator.create("refunds")  # default created: the clock, newer than all seeded data
+    created = stripe_simulator.create("reviews")  # default created: the clock, newer than all seeded data
 
-    assert get(stripe_simulator, "/v1/refunds", limit=1).json()["data"] == [created]
-    assert get(stripe_simulator, f"/v1/refunds/{created['id']}").json() == created
+    assert get(stripe_simulator, "/v1/reviews", limit=1).json()["data"] == [created]
+    assert get(stripe_simulator, f"/v1/reviews/{created['id']}").json() == created
 
 
 def test_control_api_over_http_reaches_generic_resources(stripe_simulator):

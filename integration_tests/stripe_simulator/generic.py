@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 from .data import RESOURCES, T_END, T_START
+from .money_trail import RESOURCES as MONEY_TRAIL
 from .spec import components, list_endpoints
 from .store import Collection
 
 # Objects per generic resource and mode, per named size (``counts={"tax_rates": 40}`` overrides).
 GENERIC_COUNTS = {"tiny": 4, "small": 12, "medium": 50, "large": 100}
-NOT_GENERIC = frozenset(f"/v1/{r}" for r in RESOURCES) | {"/v1/events", "/v1/invoices/upcoming/lines"}
+# The six and the money trail (money_trail.py) are realistic, linked objects: they take precedence.
+NOT_GENERIC = (frozenset(f"/v1/{r}" for r in RESOURCES + MONEY_TRAIL)
+               | {"/v1/events", "/v1/invoices/upcoming/lines"})
 
 # Stripe's id prefixes for common objects; any other object gets the initials of its name (``_fallback_prefix``).
 ID_PREFIXES = {
