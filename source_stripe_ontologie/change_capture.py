@@ -61,6 +61,7 @@ from airbyte_cdk.sources.types import Record, StreamSlice
 from source_stripe_ontologie import cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
 from source_stripe_ontologie.components import copy_created
+from source_stripe_ontologie.cursors import CursorDecorator
 from source_stripe_ontologie.change_rules import (
     RETENTION,
     Change,
@@ -183,17 +184,14 @@ class EventsCursorStateConverter(FinishedWindowsStateConverter):
         return state
 
 
-class ChangeCaptureCursor(Cursor):
+class ChangeCaptureCursor(CursorDecorator):
     """The stream's cursor as the CDK sees it: `created` windows go to the CDK's ConcurrentCursor, the changed
     objects partitions to the EventsCheckpoint (they have no `created` window to add to the state)."""
 
     def __init__(self, windows: ConcurrentCursor, checkpoint: EventsCheckpoint) -> None:
+        super().__init__(windows)
         self._windows = windows
         self._checkpoint = checkpoint
-
-    @property
-    def state(self) -> MutableMapping[str, Any]:
-        return self._windows.state
 
     def observe(self, record: Record) -> None:
         """Nothing to observe: both cursors' state is written without the records' values (the end of the finished
@@ -216,18 +214,6 @@ class ChangeCaptureCursor(Cursor):
         """Read the stream's windows from its start, as without a saved state (the fallback of a stale events
         cursor found when the events are listed, before any window was generated)."""
         cdk_seam.restart_from_start(self._windows)
-
-    def ensure_at_least_one_state_emitted(self) -> None:
-        self._windows.ensure_at_least_one_state_emitted()
-
-    def should_be_synced(self, record: Record) -> bool:
-        return self._windows.should_be_synced(record)
-
-    def stream_slices(self) -> Iterable[StreamSlice]:
-        return self._windows.stream_slices()
-
-    def get_cursor_datetime_from_state(self, stream_state: Mapping[str, Any]) -> Optional[datetime]:
-        return self._windows.get_cursor_datetime_from_state(stream_state)
 
 
 class ChangeCaptureGenerator(PartitionGenerator):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, Iterable, Iterator, Mapping, MutableMapping, Optional
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional
 
 import orjson
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor
@@ -28,6 +28,7 @@ from airbyte_cdk.sources.streams.concurrent.partitions.partition_generator impor
 from airbyte_cdk.sources.types import Record
 
 from source_stripe_ontologie import cdk_seam
+from source_stripe_ontologie.cursors import CursorDecorator
 from source_stripe_ontologie.stream_facts import ChildrenOf, StreamFacts
 
 logger = logging.getLogger("airbyte")
@@ -111,22 +112,15 @@ class ChildrenGenerator(PartitionGenerator):
             yield self._wrap(partition)
 
 
-class ChildrenCursor(Cursor):
+class ChildrenCursor(CursorDecorator):
     """The stream's cursor, handed the original partitions; says once per sync how many parents were skipped."""
 
     def __init__(self, inner: Cursor, stream_name: str, children: ChildrenOf, skipped: SkippedParents) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._stream_name = stream_name
         self._children = children
         self._skipped = skipped
         self._told = False
-
-    @property
-    def state(self) -> MutableMapping[str, Any]:
-        return self._inner.state
-
-    def observe(self, record: Record) -> None:
-        self._inner.observe(record)
 
     def close_partition(self, partition: Partition) -> None:
         self._inner.close_partition(partition.inner if isinstance(partition, ChildrenPartition) else partition)
@@ -142,12 +136,6 @@ class ChildrenCursor(Cursor):
 
     def should_be_synced(self, record: Record) -> bool:
         return True  # a child's `created` is its own, older than its parent's window
-
-    def stream_slices(self) -> Iterable[Any]:
-        return self._inner.stream_slices()
-
-    def get_cursor_datetime_from_state(self, stream_state: Mapping[str, Any]) -> Any:
-        return self._inner.get_cursor_datetime_from_state(stream_state)
 
 
 class ChildrenExpansion:

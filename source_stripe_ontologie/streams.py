@@ -8,8 +8,7 @@ so nothing of the built stream is rewired.
 """
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Iterable, Mapping, MutableMapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from airbyte_cdk.models import AirbyteStream
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
@@ -17,8 +16,9 @@ from airbyte_cdk.sources.streams.concurrent.availability_strategy import StreamA
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor
 from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partition
 from airbyte_cdk.sources.streams.concurrent.partitions.partition_generator import PartitionGenerator
-from airbyte_cdk.sources.types import Record, StreamSlice
+from airbyte_cdk.sources.types import Record
 
+from source_stripe_ontologie.cursors import CursorDecorator
 from source_stripe_ontologie import page_lane
 
 
@@ -39,7 +39,7 @@ class BuiltPartitions(PartitionGenerator):
             yield page_lane.install(window, namespace, self._pages)
 
 
-class UnobservedWindowsCursor(Cursor):
+class UnobservedWindowsCursor(CursorDecorator):
     """The stream's `created` windows cursor, minus the per-record observation.
 
     The CDK calls `observe` on the stream's cursor for every record, on the worker thread, and a ConcurrentCursor
@@ -50,30 +50,8 @@ class UnobservedWindowsCursor(Cursor):
     windows cursor's. Only for a cursor whose state converter is ours: any other still needs its observations.
     """
 
-    def __init__(self, windows: Cursor) -> None:
-        self._windows = windows
-
-    @property
-    def state(self) -> MutableMapping[str, Any]:
-        return self._windows.state
-
     def observe(self, record: Record) -> None:
         pass
-
-    def close_partition(self, partition: Partition) -> None:
-        self._windows.close_partition(partition)
-
-    def ensure_at_least_one_state_emitted(self) -> None:
-        self._windows.ensure_at_least_one_state_emitted()
-
-    def should_be_synced(self, record: Record) -> bool:
-        return self._windows.should_be_synced(record)
-
-    def stream_slices(self) -> Iterable[StreamSlice]:
-        return self._windows.stream_slices()
-
-    def get_cursor_datetime_from_state(self, stream_state: Mapping[str, Any]) -> Optional[datetime]:
-        return self._windows.get_cursor_datetime_from_state(stream_state)
 
 
 class StripeStream(AbstractStream):

@@ -38,6 +38,7 @@ from source_stripe_ontologie.incremental import (
     _epoch_seconds,
     _stream_name,
 )
+from source_stripe_ontologie.cursors import CursorDecorator
 from source_stripe_ontologie.stream_facts import StreamFacts, Unsettled
 
 WINDOW_START = "start_time"  # where DatetimeBasedCursor puts a window's first second
@@ -135,18 +136,14 @@ class UnsettledRereadGenerator(PartitionGenerator):
             yield UnsettledReread(self._stream_name, self._requester, self._parameters, self._since, until)
 
 
-class UnsettledCursor(Cursor):
+class UnsettledCursor(CursorDecorator):
     """The stream's cursor, seeing every record's settlement; re-read records bypass the windows' cursor (their
     range is already in the state)."""
 
     def __init__(self, inner: Cursor, windows: ConcurrentCursor, oldest: OldestUnsettled) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._windows = windows
         self._oldest = oldest
-
-    @property
-    def state(self) -> MutableMapping[str, Any]:
-        return self._inner.state
 
     def observe(self, record: Record) -> None:
         self._oldest.observe(record.data)
@@ -160,17 +157,8 @@ class UnsettledCursor(Cursor):
         else:
             self._inner.close_partition(partition)
 
-    def ensure_at_least_one_state_emitted(self) -> None:
-        self._inner.ensure_at_least_one_state_emitted()
-
     def should_be_synced(self, record: Record) -> bool:
         return True if _is_reread(record.associated_slice) else self._inner.should_be_synced(record)
-
-    def stream_slices(self) -> Iterable[StreamSlice]:
-        return self._inner.stream_slices()
-
-    def get_cursor_datetime_from_state(self, stream_state: Mapping[str, Any]) -> Any:
-        return self._inner.get_cursor_datetime_from_state(stream_state)
 
 
 def _is_reread(stream_slice: Any) -> bool:
