@@ -69,3 +69,22 @@ def test_pages_in_flight_are_bounded_until_the_entry_point_takes_them_or_stops()
     allowance.close()  # the entry point stopped reading: nobody waits forever
     stuck.join(timeout=5.0)
     assert len(made) == 2 and second.count == 1
+
+
+def test_the_malloc_arenas_are_limited_before_the_source_is_built(monkeypatch):
+    import platform
+
+    from source_stripe_ontologie import run as run_module
+
+    calls = []
+    monkeypatch.setattr(run_module, "limit_malloc_arenas", lambda: calls.append("arenas"))
+    monkeypatch.setattr(run_module, "build_source", lambda args: calls.append("source"))
+    monkeypatch.setattr(run_module, "tune_gc", lambda: calls.append("gc"))
+    monkeypatch.setattr(run_module, "launch", lambda source, args: calls.append("launch"))
+
+    run_module.run(["spec"])
+
+    assert calls == ["arenas", "source", "gc", "launch"]
+    monkeypatch.undo()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert run_module.limit_malloc_arenas(8) is True  # glibc accepted the setting (8: its own default)
