@@ -393,9 +393,8 @@ class ChangeCapture:
         """A requester of `target`'s resource whose errors name `stream` (and `target`'s permission)."""
         # 404 on an object by id: deleted since its event (the next sync reads the deletion)
         gone = [{"type": "HttpResponseFilter", "http_codes": [404], "action": "IGNORE"}] if missing_is_gone else None
-        parameters = {"name": stream.name, "resource": target.resource, "permission": target.permission.name,
-                      "permission_label": target.permission.label}
-        return cdk_seam.build_requester(self._factory, self._requester_definition, parameters, self._config,
+        return cdk_seam.build_requester(self._factory, self._requester_definition,
+                                        stream.requester_parameters(target), self._config,
                                         name=f"{stream.name}_{target.resource}", extra_filters=gone)
 
     def _start_date(self) -> int:

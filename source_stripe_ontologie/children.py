@@ -151,8 +151,7 @@ class ChildrenExpansion:
         children = facts.children_of if facts is not None else None
         if children is None:
             return partitions, cursor
-        parameters = {"name": facts.name, "resource": children.resource, "permission": facts.permission.name,
-                      "permission_label": facts.permission.label}
+        parameters = {**facts.requester_parameters(), "resource": children.resource}
         requester = cdk_seam.build_requester(self._factory, self._requester_definition, parameters, self._config,
                                              name=f"{facts.name}_{children.resource}")
         lister = ChildLister(requester, children)

@@ -102,6 +102,13 @@ class StreamFacts:
             children_of=ChildrenOf.of(parameters.get("children_of")),
         )
 
+    def requester_parameters(self, target: Optional["StreamFacts"] = None) -> Dict[str, str]:
+        """The `$parameters` of a requester reading `target`'s resource (this stream's by default) for this stream:
+        its errors name this stream, and `target`'s permission."""
+        target = target or self
+        return {"name": self.name, "resource": target.resource, "permission": target.permission.name,
+                "permission_label": target.permission.label}
+
     @property
     def expansions(self) -> List[str]:
         """The stream's list expansions (`data.default_price`) as one object's (`default_price`)."""

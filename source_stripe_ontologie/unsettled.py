@@ -204,9 +204,8 @@ class UnsettledRefresh:
         previous_created = _epoch_seconds(previous.get(CURSOR_FIELD)) if CURSOR_FIELD in previous else None
         oldest = OldestUnsettled(facts.unsettled, since)
         cdk_seam.wrap_state_converter(windows, lambda inner: UnsettledStateConverter(inner, oldest))
-        parameters = {"name": facts.name, "resource": facts.resource, "permission": facts.permission.name,
-                      "permission_label": facts.permission.label}
-        requester = cdk_seam.build_requester(self._factory, self._requester_definition, parameters, self._config,
+        requester = cdk_seam.build_requester(self._factory, self._requester_definition, facts.requester_parameters(),
+                                             self._config,
                                              name=f"{facts.name}_unsettled")
         generator = UnsettledRereadGenerator(partitions, facts.name, requester, facts.list_parameters, since,
                                              previous_created)
