@@ -61,7 +61,7 @@ from airbyte_cdk.sources.types import Record, StreamSlice
 from source_stripe_ontologie import cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
 from source_stripe_ontologie.components import copy_created
-from source_stripe_ontologie.cursors import CursorDecorator
+from source_stripe_ontologie.cursors import WINDOW_START, CursorDecorator
 from source_stripe_ontologie.change_rules import (
     RETENTION,
     Change,
@@ -77,7 +77,6 @@ from source_stripe_ontologie.stripe_events import EventLister, ObjectFetcher, Qu
 logger = logging.getLogger("airbyte")
 
 OBJECTS_PER_PARTITION = 50  # changed objects re-fetched by one partition (partitions run in parallel)
-WINDOW_START = "start_time"  # the slice field where DatetimeBasedCursor puts a window's first second
 NEVER = sys.maxsize
 
 

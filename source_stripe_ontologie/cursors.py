@@ -13,6 +13,11 @@ from airbyte_cdk.sources.streams.concurrent.cursor import Cursor
 from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partition
 from airbyte_cdk.sources.types import Record, StreamSlice
 
+# Where the manifest's DatetimeBasedCursor puts a window's first and last second in its slices (the CDK's default
+# `partition_field_start` / `partition_field_end`, which the manifest keeps).
+WINDOW_START = "start_time"
+WINDOW_END = "end_time"
+
 
 class CursorDecorator(Cursor):
     """`inner`, except where a subclass says otherwise."""

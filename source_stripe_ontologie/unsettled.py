@@ -38,10 +38,9 @@ from source_stripe_ontologie.incremental import (
     _epoch_seconds,
     _stream_name,
 )
-from source_stripe_ontologie.cursors import CursorDecorator
+from source_stripe_ontologie.cursors import WINDOW_START, CursorDecorator
 from source_stripe_ontologie.stream_facts import StreamFacts, Unsettled
 
-WINDOW_START = "start_time"  # where DatetimeBasedCursor puts a window's first second
 REREAD_SINCE, REREAD_UNTIL = "unsettled_since", "unsettled_until"
 
 
