@@ -51,6 +51,11 @@ every request unpaced without a word):
    `PageLines` object reaches the entry point as it was. The CDK's own per-stream record counter (its
    "Read N records" log line) then counts pages; the state messages' `sourceStats` are counted by our entry point.
    No public way exists to hand the main thread something other than one record at a time.
+12. `DefaultStream._stream_partition_generator._partition_factory` (its public `create` called): the partition of
+   a window the CDK did not slice, so that the windows after a stream's newest object are read as one
+   (streams.tail_window). The factory builds it exactly as it builds the CDK's own windows (same retriever, schema
+   and message repository), so the cursor closes it like any other; the manifest's `step` is one size for every
+   window, and there is no public way to hand a stream a slice.
 """
 from __future__ import annotations
 
@@ -195,16 +200,29 @@ def restart_from_start(cursor: ConcurrentCursor) -> None:
         cursor.start, cursor._concurrent_state = cursor._get_concurrent_state({})
 
 
-# 8. --------------------------------------------------------------------------------------------------------------
+# 8. and 12. -----------------------------------------------------------------------------------------------------
+def _partition_factory(stream: Any) -> Any:
+    """What builds the windows of a stream the CDK built from the manifest (None for another kind of stream)."""
+    return getattr(getattr(stream, "_stream_partition_generator", None), "_partition_factory", None)
+
+
 def set_pagination_tracker(stream: Any, tracker_factory: Callable[[], Any]) -> bool:
     """Give the retriever of a stream the CDK built from the manifest a new pagination tracker per window; False when
     the stream has no such retriever (nothing was changed)."""
-    factory = getattr(getattr(stream, "_stream_partition_generator", None), "_partition_factory", None)
-    retriever = getattr(factory, "_retriever", None)
+    retriever = getattr(_partition_factory(stream), "_retriever", None)
     if retriever is None or not hasattr(retriever, "pagination_tracker_factory"):
         return False
     retriever.pagination_tracker_factory = tracker_factory
     return True
+
+
+def window_partition(stream: Any, stream_slice: Any) -> Any:
+    """The partition reading `stream_slice` of a stream the CDK built from the manifest, built like its windows."""
+    factory = _partition_factory(stream)
+    if factory is None or not hasattr(factory, "create"):
+        raise AttributeError("airbyte-cdk's DefaultStream no longer has _stream_partition_generator."
+                             "_partition_factory: see source_stripe_ontologie/cdk_seam.py")
+    return factory.create(stream_slice)
 
 
 # 9. --------------------------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""Find where each stream's history begins, so a first sync does not walk empty windows back to 2011."""
+"""Find where each stream's history begins and ends: a first sync reads no empty windows from 2011 or up to now."""
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional
 
 import orjson
 from airbyte_cdk.sources.streams.call_rate import AbstractAPIBudget
@@ -14,21 +14,41 @@ from source_stripe_ontologie.components import api_base, stripe_headers
 DAY = 86_400
 # The config key the manifest's `start_datetime` reads: {stream name: epoch seconds where its history begins}.
 HISTORY_START_KEY = "_history_start"
-# The config key the manifest's `step` reads: {stream name: days of its one window} (Connect syncs, small streams).
+# The config key the manifest's `step` reads: {stream name: days of its one window} (streams within one page).
 WINDOW_DAYS_KEY = "_window_days"
 logger = logging.getLogger("airbyte")
 
 
+class ProbedList(NamedTuple):
+    """A stream's list as the probe asks it: its resource, the filters it always sends (e.g. status=all), and the
+    field its `created` filter reads (`date` for invoice items)."""
+
+    resource: str
+    params: Mapping[str, str]
+    time_field: str = "created"
+
+
+class History(NamedTuple):
+    """What the probe found of one stream."""
+
+    start: int  # a day boundary at or before its oldest object (`until` when it has none)
+    one_window_days: Optional[int]  # its whole history fit in one page: the days of its one window; else None
+    newest: Optional[int]  # the time of its newest object (None when it has none)
+
+
 class HistoryStartProbe:
-    """Finds, per stream, the day of its oldest object with a handful of `limit=1` requests.
+    """Finds, per stream, the day of its oldest object and the time of its newest, with a few requests.
 
     Without a saved state, a stream's windows start at `start_date` or at 2011 (older than any Stripe object):
-    about 190 windows of 30 days per stream, each costing a request even when empty. An account that began in
-    2021 would spend 700 requests (7 s live, 30 s with a test key's 25 req/s) on windows that cannot hold
-    anything. Stripe lists newest first and has no "oldest first" order, but `created[lte]=t&limit=1` answers
-    "is there anything at or before t, and what is the newest such object": a bisection over days converges in
-    about a dozen requests per stream, the streams probed in parallel. Each answer also moves the upper bound
-    down to that object's `created`. A manifest cannot compute a start from requests.
+    about 190 windows of 30 days per stream, each costing a request even when empty. Stripe lists newest first and
+    has no "oldest first" order, so the probe asks one `limit=100` page of the whole range first. When that page
+    holds the stream's whole history (no `has_more`), the stream starts at the day of its oldest object and is
+    read in one window: a small stream costs two requests in all. Otherwise the page still tells the newest
+    object's time (the windows after it are read as one, `TailWindow` in streams.py) and bounds the oldest one:
+    `created[lte]=t&limit=1` answers "is there anything at or before t, and what is the newest such object", so a
+    search over days below the page's oldest object converges in about a dozen requests, the streams probed in
+    parallel. Each answer also moves the upper bound down to that object's time. A manifest cannot compute a
+    start from requests.
 
     Probing is only an optimisation: any failure (401, 403, network) leaves that stream at its configured start,
     and the read reports the error as usual.
@@ -55,97 +75,54 @@ class HistoryStartProbe:
             return 4
         return 2
 
-    def starts(self, streams: Mapping[str, tuple[str, Mapping[str, str]]], floor: int, until: int) -> Dict[str, int]:
-        """{stream: day start at or before its oldest object (or `until` when it has none)} for the probed streams.
-
-        `streams` maps a stream name to its resource and the list parameters it always sends (e.g. status=all).
-        """
+    def histories(self, streams: Mapping[str, ProbedList], floor: int, until: int) -> Dict[str, History]:
+        """{stream: its History} for the probed streams whose probe succeeded."""
         if not streams:
             return {}
         limits = getattr(self._budget, "limits", None)
         self.ways = self.ways_for(len(streams), getattr(limits, "per_account", None))
         with ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="history-probe") as pool:
-            found = {name: pool.submit(self.oldest_day, resource, params, floor, until)
-                     for name, (resource, params) in streams.items()}
+            found = {name: pool.submit(self.history, listed, floor, until) for name, listed in streams.items()}
         return {name: future.result() for name, future in found.items() if future.result() is not None}
 
-    def starts_by_size(self, streams: Mapping[str, tuple[str, Mapping[str, str]]], floor: int,
-                       until: int) -> tuple[Dict[str, int], Dict[str, int]]:
-        """For the many accounts of a Connect sync, most of them small: ({stream: start}, {stream: window days}).
-
-        One `limit=100` request per stream first: when it holds the stream's whole history (no `has_more`), the
-        stream starts at the day of its oldest object (at `until` when empty) and is read in one window, so a small
-        account costs two requests per stream instead of a bisection and a window per month. Only a stream with
-        more than a page is bisected, from below the oldest object of that page.
-        """
-        if not streams:
-            return {}, {}
-        with ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="history-probe") as pool:
-            found = {name: pool.submit(self._start_by_size, resource, params, floor, until)
-                     for name, (resource, params) in streams.items()}
-        starts, one_window = {}, {}
-        for name, future in found.items():
-            start, whole = future.result()
-            if start is not None:
-                starts[name] = start
-                if whole:
-                    one_window[name] = max(1, -(-(until - start) // DAY) + 1)
-        return starts, one_window
-
-    def _start_by_size(self, resource: str, params: Mapping[str, str], floor: int,
-                       until: int) -> tuple[Optional[int], bool]:
+    def history(self, listed: ProbedList, floor: int, until: int) -> Optional[History]:
         try:
-            page = self._send(f"{api_base(self._config)}/v1/{resource}",
-                              {**params, "limit": "100", "created[gte]": str(floor), "created[lte]": str(until)})
-            data = page.get("data") or []
-            if not data:
-                return until, True
-            oldest = min(int(item["created"]) for item in data)
+            page = self._send(f"{api_base(self._config)}/v1/{listed.resource}",
+                              {**listed.params, "limit": "100", "created[gte]": str(floor),
+                               "created[lte]": str(until)})
+            times = [int(item[listed.time_field]) for item in page.get("data") or []]
+            if not times:
+                return History(until, 1, None)  # nothing to read yet: one window up to now
+            oldest, newest = min(times), max(times)
             if not page.get("has_more"):
-                return max(floor, oldest - oldest % DAY), True
-            low, high = floor, oldest
-            while high - low > DAY:
-                middle = (low + high) // 2
-                found = self._newest_at_or_before(resource, params, middle)
-                if found is None:
-                    low = middle + 1
-                else:
-                    high = found
-            return max(floor, low - low % DAY), False
+                start = max(floor, oldest - oldest % DAY)
+                return History(start, max(1, -(-(until - start) // DAY) + 1), newest)
+            return History(self._oldest_day(listed, floor, oldest), None, newest)
         except Exception as error:  # an optimisation must never fail a sync: the read reports real errors
-            logger.info(f"{resource}: could not probe where its history begins ({type(error).__name__}); "
-                        f"reading from the configured start.")
-            return None, False
-
-    def oldest_day(self, resource: str, params: Mapping[str, str], floor: int, until: int) -> Optional[int]:
-        try:
-            newest = self._newest_at_or_before(resource, params, until)
-            if newest is None:
-                return until  # nothing to read yet: one window up to now
-            low, high = floor, newest  # the oldest object lies in [low, high]
-            ways = max(2, self.ways)
-            with ThreadPoolExecutor(max_workers=ways - 1, thread_name_prefix="history-probe-round") as pool:
-                while high - low > DAY:
-                    points = sorted({low + (high - low) * k // ways for k in range(1, ways)})
-                    answers = list(pool.map(lambda moment: self._newest_at_or_before(resource, params, moment),
-                                            points))
-                    for point, found in zip(points, answers):  # the first point with something at or before it
-                        if found is None:
-                            low = point + 1  # nothing at or before the point: the oldest is after it
-                        else:
-                            high = found  # the oldest is at or before this object
-                            break
-            return max(floor, low - low % DAY)
-        except Exception as error:  # an optimisation must never fail a sync: the read reports real errors
-            logger.info(f"{resource}: could not probe where its history begins ({type(error).__name__}); "
+            logger.info(f"{listed.resource}: could not probe where its history begins ({type(error).__name__}); "
                         f"reading from the configured start.")
             return None
 
-    def _newest_at_or_before(self, resource: str, params: Mapping[str, str], moment: int) -> Optional[int]:
-        query = {**params, "limit": "1", "created[lte]": str(moment)}
-        page = self._send(f"{api_base(self._config)}/v1/{resource}", query)
+    def _oldest_day(self, listed: ProbedList, floor: int, high: int) -> int:
+        """The day of the oldest object, which lies in [floor, high] (never before `floor`)."""
+        low, ways = floor, max(2, self.ways)
+        with ThreadPoolExecutor(max_workers=ways - 1, thread_name_prefix="history-probe-round") as pool:
+            while high - low > DAY:
+                points = sorted({low + (high - low) * k // ways for k in range(1, ways)})
+                answers = list(pool.map(lambda moment: self._newest_at_or_before(listed, moment), points))
+                for point, found in zip(points, answers):  # the first point with something at or before it
+                    if found is None:
+                        low = point + 1  # nothing at or before the point: the oldest is after it
+                    else:
+                        high = found  # the oldest is at or before this object
+                        break
+        return max(floor, low - low % DAY)
+
+    def _newest_at_or_before(self, listed: ProbedList, moment: int) -> Optional[int]:
+        query = {**listed.params, "limit": "1", "created[lte]": str(moment)}
+        page = self._send(f"{api_base(self._config)}/v1/{listed.resource}", query)
         data = page.get("data") or []
-        return int(data[0]["created"]) if data else None
+        return int(data[0][listed.time_field]) if data else None
 
     def _get(self, url: str, params: Dict[str, str]) -> Mapping[str, Any]:
         _, response = self._http.send_request("GET", url, request_kwargs={}, headers=stripe_headers(self._config),

@@ -40,7 +40,7 @@ from source_stripe_ontologie.connected_accounts import (
 from source_stripe_ontologie.error_messages import invalid_config
 from source_stripe_ontologie.change_capture import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
-from source_stripe_ontologie.history_probe import HISTORY_START_KEY, WINDOW_DAYS_KEY, HistoryStartProbe
+from source_stripe_ontologie.history_probe import HISTORY_START_KEY, WINDOW_DAYS_KEY, HistoryStartProbe, ProbedList
 from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
@@ -93,6 +93,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         self._rate_budget: Optional[StripeRateBudget] = None
         # Set by our entry point, which writes pages of records (page_lane.py); the CDK's entry point cannot.
         self.page_allowance: Optional[PageAllowance] = None
+        self._newest: Mapping[str, int] = {}  # {stream: its newest object's time}, probed on a first sync
 
     @property
     def config(self) -> Mapping[str, Any]:
@@ -127,7 +128,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             # The page lane carries pages, not records: streams whose wrappers look at each record (unsettled
             # objects, children of parents) keep the record-by-record path.
             pages = None if facts is not None and (facts.unsettled or facts.children_of) else self.page_allowance
-            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream, pages), cursor)
+            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream, pages, self._newest.get(stream.name)), cursor)
             partitions, cursor = unsettled.wrap(facts, partitions, cursor, windows)
             partitions, cursor = children.wrap(facts, partitions, cursor)
             if ours is not None and isinstance(cursor, ConcurrentCursor):
@@ -238,19 +239,18 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             return
         saved = {message.stream.stream_descriptor.name for message in self._usable_state or [] if message.stream}
         selected = {configured.stream.name for configured in catalog.streams} - saved
-        to_probe = {name: (facts.resource, facts.filters) for name, facts in self.facts.streams.items()
-                    if name in selected}
+        to_probe = {name: ProbedList(facts.resource, facts.filters, facts.created_from or "created")
+                    for name, facts in self.facts.streams.items() if name in selected}
         start_date = self.config.get("start_date")
         floor = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else HISTORY_FLOOR
         until = int(time.time()) - int(self.config.get("read_lag_seconds", 60))
-        probe = HistoryStartProbe(self.config, self.rate_budget())
-        if self._nested:  # one account of a Connect sync: most are small, and pay for what they need only
-            starts, window_days = probe.starts_by_size(to_probe, floor, until)
-            cdk_seam.replace_source_config(self, {**self.config, HISTORY_START_KEY: starts,
-                                                  WINDOW_DAYS_KEY: window_days})
-            return
-        starts = probe.starts(to_probe, floor, until)
-        cdk_seam.replace_source_config(self, {**self.config, HISTORY_START_KEY: starts})
+        found = HistoryStartProbe(self.config, self.rate_budget()).histories(to_probe, floor, until)
+        # A stream within one page is one window; a bigger one is windowed up to its newest object, then one tail.
+        self._newest = {name: history.newest for name, history in found.items() if history.one_window_days is None}
+        cdk_seam.replace_source_config(self, {
+            **self.config, HISTORY_START_KEY: {name: history.start for name, history in found.items()},
+            WINDOW_DAYS_KEY: {name: history.one_window_days for name, history in found.items()
+                              if history.one_window_days is not None}})
 
     def _register_key(self) -> None:
         """The entry point registers the key as written (padding included), and only on the command line."""

@@ -153,6 +153,30 @@ def test_the_pagination_tracker_of_a_built_stream_can_be_replaced():
     assert made == [1]
 
 
+def test_a_window_the_cdk_did_not_slice_is_built_like_its_own_and_reads_that_window(requests_mock):
+    from airbyte_cdk.sources.types import StreamSlice
+
+    from source_stripe_ontologie.cursors import WINDOW_END, WINDOW_START
+    from unit_tests.factories import API, query_of
+
+    requests_mock.get(f"{API}/v1/charges", json={"object": "list", "has_more": False, "data": []})
+    stream = built(SourceStripeOntologie(config=config()), "charges")
+    own = next(iter(stream.generate_partitions()))
+    assert set(own.to_slice().cursor_slice) == {WINDOW_START, WINDOW_END}  # where tail_window finds the bounds
+
+    window = cdk_seam.window_partition(stream, StreamSlice(partition={}, cursor_slice={
+        WINDOW_START: "1600000000", WINDOW_END: "1700000000"}))
+    assert type(window) is type(own) and window.to_slice().cursor_slice[WINDOW_END] == "1700000000"
+    list(window.read())
+    query = query_of(requests_mock.request_history[-1])
+    assert (query["created[gte]"], query["created[lte]"]) == (["1600000000"], ["1700000000"])
+
+
+def test_a_window_cannot_be_built_for_a_stream_without_the_cdks_partition_factory():
+    with pytest.raises(AttributeError, match="_partition_factory"):
+        cdk_seam.window_partition(object(), {})
+
+
 def test_the_component_schema_every_source_validates_with_is_parsed_once_when_cached(monkeypatch):
     import importlib
 

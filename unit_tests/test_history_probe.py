@@ -1,15 +1,17 @@
 """A first sync starts each stream's windows where its history begins, found with a few requests."""
 from __future__ import annotations
 
-from source_stripe_ontologie.history_probe import DAY, HistoryStartProbe
+from source_stripe_ontologie.history_probe import DAY, HistoryStartProbe, ProbedList
 from unit_tests.factories import objects, query_of
 
 FLOOR = 1_293_840_000  # 2011-01-01
 NOW = 1_790_000_000
+CHARGES = ProbedList("charges", {})
 
 
 class FakeStripeList:
-    """Answers `created[lte]=t&limit=1` like Stripe: the newest object at or before t."""
+    """Answers like Stripe: the newest objects within `created[gte]`..`created[lte]`, `limit` of them, and
+    whether there are more."""
 
     def __init__(self, created: list[int]) -> None:
         self.created = sorted(created, reverse=True)
@@ -17,43 +19,72 @@ class FakeStripeList:
 
     def __call__(self, url: str, params: dict) -> dict:
         self.queries.append(params)
-        moment = int(params["created[lte]"])
-        found = [c for c in self.created if c <= moment][:1]
-        return {"object": "list", "has_more": False, "data": [{"id": "x", "created": c} for c in found]}
+        low, high = int(params.get("created[gte]", 0)), int(params["created[lte]"])
+        listed = [c for c in self.created if low <= c <= high]
+        limit = int(params["limit"])
+        return {"object": "list", "has_more": len(listed) > limit,
+                "data": [{"id": "x", "created": c} for c in listed[:limit]]}
 
 
-def _probe(created: list[int]) -> tuple[int, FakeStripeList]:
+def _many(oldest: int, newest: int, count: int = 150) -> list[int]:
+    """More than a page of objects from `oldest` to `newest`."""
+    return [oldest + (newest - oldest) * i // (count - 1) for i in range(count)]
+
+
+def _probe(created: list[int], ways: int = 2):
     stripe = FakeStripeList(created)
-    start = HistoryStartProbe({"client_secret": "rk_test_x"}, None, send=stripe).oldest_day("charges", {}, FLOOR, NOW)
-    return start, stripe
+    history = HistoryStartProbe({"client_secret": "rk_test_x"}, None, send=stripe, ways=ways).history(
+        CHARGES, FLOOR, NOW)
+    return history, stripe
 
 
 def test_the_start_is_a_day_boundary_just_before_the_oldest_object():
     oldest = 1_600_000_123
-    start, _ = _probe([oldest, oldest + 5 * DAY, 1_700_000_000])
+    for created in ([oldest, oldest + 5 * DAY, 1_700_000_000], _many(oldest, 1_700_000_000)):
+        history, _ = _probe(created)
 
-    assert oldest - 2 * DAY < start <= oldest  # within two days before it, at a day boundary
-    assert start % DAY == 0
+        assert oldest - 2 * DAY < history.start <= oldest  # within two days before it, at a day boundary
+        assert history.start % DAY == 0
 
 
-def test_a_dozen_or_so_requests_find_it_instead_of_190_empty_windows():
-    _, stripe = _probe([1_650_000_000, 1_700_000_000])
+def test_a_stream_within_one_page_costs_one_request_and_is_read_in_one_window():
+    history, stripe = _probe([1_650_000_000, 1_700_000_000])
 
-    assert len(stripe.queries) <= 16
-    assert all(q["limit"] == "1" for q in stripe.queries)
+    assert len(stripe.queries) == 1 and stripe.queries[0]["limit"] == "100"
+    assert history.start <= 1_650_000_000 and history.start + history.one_window_days * DAY > NOW
+    assert history.newest == 1_700_000_000
+
+
+def test_a_bigger_stream_is_searched_with_a_dozen_or_so_requests_and_tells_its_newest_object():
+    history, stripe = _probe(_many(1_650_000_000, 1_700_000_000))
+
+    assert len(stripe.queries) <= 1 + 16
+    assert all(q["limit"] == "1" for q in stripe.queries[1:])
+    assert history.one_window_days is None and history.newest == 1_700_000_000
 
 
 def test_an_empty_stream_starts_at_the_end_and_reads_one_window():
-    start, stripe = _probe([])
+    history, stripe = _probe([])
 
-    assert start == NOW
+    assert history.start == NOW and history.one_window_days == 1 and history.newest is None
     assert len(stripe.queries) == 1
 
 
-def test_objects_older_than_the_floor_keep_the_floor():
-    start, _ = _probe([FLOOR - 10 * DAY, FLOOR + 3 * DAY])
+def test_the_start_is_never_before_the_floor():
+    for created in ([FLOOR - 10 * DAY, FLOOR + 3 * DAY], [FLOOR - 10 * DAY] + _many(FLOOR + 3 * DAY, NOW - DAY)):
+        history, _ = _probe(created)
 
-    assert start == FLOOR
+        assert FLOOR <= history.start <= FLOOR + 3 * DAY
+
+
+def test_a_list_filtered_on_another_field_is_probed_on_that_field():
+    items = [{"id": "ii", "date": 1_700_000_000}]
+    probe = HistoryStartProbe({"client_secret": "rk_test_x"}, None,
+                              send=lambda url, params: {"has_more": False, "data": items})
+
+    history = probe.history(ProbedList("invoiceitems", {}, "date"), FLOOR, NOW)
+
+    assert history is not None and history.start == 1_700_000_000 - 1_700_000_000 % DAY
 
 
 def test_a_failing_probe_leaves_the_configured_start():
@@ -62,35 +93,35 @@ def test_a_failing_probe_leaves_the_configured_start():
 
     probe = HistoryStartProbe({"client_secret": "rk_test_x"}, None, send=broken)
 
-    assert probe.starts({"charges": ("charges", {})}, FLOOR, NOW) == {}
+    assert probe.histories({"charges": CHARGES}, FLOOR, NOW) == {}
 
 
-def test_a_first_sync_windows_start_at_the_probed_day(requests_mock, read_stripe):
+def test_a_first_sync_of_a_big_stream_starts_its_windows_at_the_probed_day(requests_mock, read_stripe):
     from unit_tests.factories import API, config, paged_responder
 
-    charges = objects("charges", 3, newest=1_700_000_000)
+    charges = objects("charges", 150, newest=1_700_000_000)
     requests_mock.get(f"{API}/v1/charges", json=paged_responder(charges, "/v1/charges"))
 
     output = read_stripe(config(probe_history_start=True), "charges")
 
-    assert len(output.records) == 3
-    windows = [query_of(r) for r in requests_mock.request_history if "created[gte]" in query_of(r)]
+    assert len(output.records) == 150
+    windows = [query_of(r) for r in requests_mock.request_history if "limit" in query_of(r)
+               and query_of(r)["limit"] == ["100"] and "starting_after" not in query_of(r)][1:]
     first_start = min(int(q["created[gte]"][0]) for q in windows)
-    assert 1_700_000_000 - 2 - 2 * DAY <= first_start <= 1_700_000_000 - 2
-    probes = [query_of(r) for r in requests_mock.request_history if "created[gte]" not in query_of(r)]
-    assert 0 < len(probes) <= 1 + 3 * 8  # unpaced, so 4-way: about 8 rounds of 3 (a bisection: ~15 requests)
+    assert 1_700_000_000 - 150 - 2 * DAY <= first_start <= 1_700_000_000 - 150
+    searches = [query_of(r) for r in requests_mock.request_history if query_of(r).get("limit") == ["1"]]
+    assert 0 < len(searches) <= 3 * 8  # unpaced, so 4-way: about 8 rounds of 3 (a bisection: ~15 requests)
 
 
 def test_the_four_way_search_finds_the_same_day_in_half_the_rounds():
     for oldest in (FLOOR + 3, 1_400_000_000, 1_600_000_123, NOW - 3 * DAY):
-        created = [oldest, oldest + 7 * DAY, NOW - 10]
+        created = [oldest, oldest + 7 * DAY] + _many(NOW - 2 * DAY, NOW - 10)
         by_two, two = _probe(created)
-        stripe = FakeStripeList(created)
-        probe = HistoryStartProbe({"client_secret": "rk_live_x"}, None, send=stripe, ways=4)
-        by_four = probe.oldest_day("charges", {}, FLOOR, NOW)
+        by_four, four = _probe(created, ways=4)
 
-        assert oldest - 2 * DAY < by_four <= oldest and by_four % DAY == 0
-        rounds_four, rounds_two = (len(stripe.queries) - 1) / 3, len(two.queries) - 1
+        assert oldest - 2 * DAY < by_four.start <= oldest and by_four.start % DAY == 0
+        assert by_two.start == by_four.start or abs(by_two.start - by_four.start) <= DAY
+        rounds_four, rounds_two = (len(four.queries) - 1) / 3, len(two.queries) - 1
         assert rounds_four <= max(2, rounds_two * 0.6), (rounds_four, rounds_two)
 
 
