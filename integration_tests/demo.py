@@ -44,7 +44,7 @@ def main() -> int:
         pages = dict(sim.stats.requests)
         seconds = _seconds_per_stream(read)
 
-    print(f"read:     {len(read.records())} records in {read.seconds:.1f} s\n")
+    print(f"read:     {len(read.records())} records in {read.seconds:.1f} s, {sum(pages.values())} requests\n")
     print(f"{'stream':<15}{'records':>9}{'pages':>7}{'seconds':>9}   written to")
     for stream in STREAMS:
         records = read.records(stream)
