@@ -208,3 +208,38 @@ def test_a_read_lag_that_would_reopen_the_boundary_race_is_refused_before_any_re
     assert run.returncode != 0
     assert f"{lag} is less than the minimum of 2" in run.stdout
     assert stripe_simulator.stats.total == 0
+
+
+PROBE_FROM = 1_638_316_800  # START_DATE: the history probe's first page lists from there
+
+
+def _window_requests(sim, resource):
+    """(created[gte], created[lte]) of the first page of each window of `resource`, the probe's page left out."""
+    found = []
+    for entry in sim.stats.log:
+        params = dict(entry["params"])
+        if entry["path"] == f"/v1/{resource}" and params.get("limit") == "100" and "starting_after" not in params:
+            found.append((int(params["created[gte]"]), int(params["created[lte]"])))
+    return sorted(window for window in found if window[0] != PROBE_FROM)
+
+
+def test_a_first_sync_costs_a_small_stream_two_requests_and_a_big_one_no_window_after_its_newest_object_but_one(
+        stripe_simulator, sync):
+    sim = stripe_simulator  # the small dataset: tens of objects per stream, 2022-01 to 2024-06
+    for i in range(150):  # charges become more than a page
+        sim.create("charges", created=1_672_531_200 + i * 100_000)
+    newest = max(o["created"] for o in sim.objects("charges"))  # in 2024, years ago
+    sim.reset_stats()
+
+    first = sync.read()
+
+    assert first.returncode == 0
+    for stream in STREAMS:
+        assert sorted(first.ids(stream)) == ids_of(sim, stream), stream
+        readers = 2 if stream == "payouts" else 1  # payout_balance_transactions reads the payouts too
+        if stream != "charges":
+            assert sim.stats.requests[f"/v1/{stream}"] == 2 * readers, stream  # the probe's page and one window
+    windows = _window_requests(sim, "charges")
+    after = [w for w in windows if w[0] > newest]
+    assert len(after) == 1 and after[0][1] >= time.time() - LAG - 30  # one tail window up to now
+    assert len(windows) <= (newest - windows[0][0]) // (30 * DAY) + 2  # the months with data, and the tail
