@@ -121,6 +121,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         wrapped: List[AbstractStream] = []
         for stream in built:
             RereadsOfVanishedCursors.install(stream)
+            cdk_seam.settle_stream_environment(stream)
             facts = self.facts.stream(stream.name)
             windows = cursor = stream.cursor
             ours = FinishedWindowsStateConverter.install(cursor) if isinstance(cursor, ConcurrentCursor) else None
