@@ -220,7 +220,7 @@ def test_a_page_crosses_the_cdks_record_path_as_the_same_object():
     message = stream_data_to_airbyte_message(stream_name="s", data_or_message=record.data)
 
     assert PageLines.of(message) is page
-    assert RecordPassthroughSerializer.to_string(message) == page.text
+    assert RecordPassthroughSerializer.to_line(message) == page.data
     from collections import defaultdict
 
     counts = defaultdict(float)
