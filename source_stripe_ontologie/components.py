@@ -12,6 +12,7 @@ from typing import Any, Iterable, List, Mapping, MutableMapping, Optional, Tuple
 import orjson
 import requests
 from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.auth.declarative_authenticator import DeclarativeAuthenticator
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import PaginationStrategy
@@ -38,6 +39,38 @@ def stripe_headers(config: Mapping[str, Any]) -> dict[str, str]:
 
 def api_base(config: Mapping[str, Any]) -> str:
     return (config.get("api_base_url") or DEFAULT_API_BASE).rstrip("/")
+
+
+@dataclass
+class StripeKeyHeaders(DeclarativeAuthenticator):
+    """The headers of every request a requester built from the manifest sends: `stripe_headers` (the key as a
+    Bearer token, the pinned Stripe-Version, and Stripe-Account when the config names an account), built once.
+
+    The manifest can say the same with a `BearerAuthenticator` and `request_headers`, but the CDK renders those
+    Jinja templates on every request, the key's twice (once for the headers, once more when `requests` prepares
+    the request): measured at ~10% of the CPU of a CPU-bound sync, for values that never change during one. Here
+    they are built on first use (a config without a key is refused before any request) and are the same headers
+    the probes and `check` send, from one definition.
+    """
+
+    config: Mapping[str, Any]
+    parameters: InitVar[Mapping[str, Any]] = None
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._headers: Optional[Mapping[str, str]] = None
+
+    def get_auth_header(self) -> Mapping[str, Any]:
+        if self._headers is None:
+            self._headers = stripe_headers(self.config)
+        return self._headers
+
+    @property
+    def auth_header(self) -> str:
+        return "Authorization"
+
+    @property
+    def token(self) -> str:
+        return str(self.get_auth_header()["Authorization"])
 
 
 @dataclass
@@ -73,6 +106,13 @@ def list_page(response: requests.Response) -> Mapping[str, Any]:
     return body
 
 
+def forget_list_page(response: requests.Response) -> None:
+    """Drop the parsed page kept on the response. The retriever holds a page's response until the next page's
+    arrives, so every worker would hold its last page's parsed objects (~1 MB) through a whole request latency:
+    memory that grew with the windows in flight, not with what is being read."""
+    response.__dict__.pop("_stripe_list_page", None)
+
+
 @dataclass
 class StripeListPagination(PaginationStrategy):
     """Next page: `starting_after=<id of the last object of this page>` while Stripe says `has_more`.
@@ -94,7 +134,9 @@ class StripeListPagination(PaginationStrategy):
                         last_page_token_value: Optional[Any], page_size_override: Optional[int] = None) -> Optional[Any]:
         page = list_page(response)
         data = page.get("data") or []
-        return data[-1]["id"] if page.get("has_more") and data else None
+        token = data[-1]["id"] if page.get("has_more") and data else None
+        forget_list_page(response)  # the page's records are all read: its parsed objects need not wait for the next
+        return token
 
     def get_page_size(self) -> Optional[int]:
         return self.page_size

@@ -57,10 +57,10 @@ class PageAllowance:
 class PageLines:
     """The RECORD lines of up to a page of one stream's records, serialised (without the last newline)."""
 
-    __slots__ = ("text", "count", "_allowance")
+    __slots__ = ("data", "count", "_allowance")
 
     def __init__(self, lines: List[bytes], allowance: Optional[PageAllowance] = None) -> None:
-        self.text = b"\n".join(lines).decode()
+        self.data = b"\n".join(lines)
         self.count = len(lines)
         self._allowance = allowance
         if allowance is not None:

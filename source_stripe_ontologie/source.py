@@ -122,6 +122,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         wrapped: List[AbstractStream] = []
         for stream in built:
             RereadsOfVanishedCursors.install(stream)
+            cdk_seam.settle_stream_environment(stream)
             facts = self.facts.stream(stream.name)
             windows = cursor = stream.cursor
             ours = FinishedWindowsStateConverter.install(cursor) if isinstance(cursor, ConcurrentCursor) else None
@@ -144,10 +145,13 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         """A stream gets the share of the workers that its endpoint's share of the rate limit can keep busy."""
         budget = self.rate_budget()
         limits = budget.limits if budget else RateLimits.for_mode(live=True)
-        workers = cdk_seam.component_factory(self).create_component(
+        return StreamFairShare.limit_for(self.workers(), limits.per_endpoint / limits.per_account)
+
+    def workers(self) -> int:
+        """The sync's worker threads (the manifest's `concurrency_level`, from `num_workers`)."""
+        return cdk_seam.component_factory(self).create_component(
             ConcurrencyLevelModel, self.resolved_manifest["concurrency_level"], config=self.config
         ).get_concurrency_level()
-        return StreamFairShare.limit_for(workers, limits.per_endpoint / limits.per_account)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         self._register_key()

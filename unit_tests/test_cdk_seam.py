@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlparse
 
 import pytest
+import requests
 from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import (
     ModelToComponentFactory,
 )
@@ -22,7 +24,7 @@ from source_stripe_ontologie import SourceStripeOntologie, cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
 from source_stripe_ontologie.history_probe import HISTORY_START_KEY
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
-from unit_tests.factories import FACTS, STREAMS, config
+from unit_tests.factories import API, FACTS, STREAMS, config
 
 
 def built(source: SourceStripeOntologie, name: str):
@@ -242,9 +244,39 @@ def test_a_page_crosses_the_cdks_record_path_as_the_same_object():
     message = stream_data_to_airbyte_message(stream_name="s", data_or_message=record.data)
 
     assert PageLines.of(message) is page
-    assert RecordPassthroughSerializer.to_string(message) == page.text
+    assert RecordPassthroughSerializer.to_line(message) == page.data
     from collections import defaultdict
 
     counts = defaultdict(float)
     StripeEntrypoint.handle_record_counts(message, counts)
     assert sum(counts.values()) == 3
+
+
+def test_a_built_streams_requester_sends_through_a_requests_session_settled_from_the_environment_once(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company-ca.pem")
+    stream = built(SourceStripeOntologie(config=config()), "charges")
+    requester = cdk_seam.retriever_of(stream).requester
+    session = requester._http_client._session  # noqa: SLF001 (what the seam settles)
+    assert isinstance(session, requests.Session) and session.trust_env
+
+    assert cdk_seam.settle_stream_environment(stream)
+
+    monkeypatch.delenv("HTTPS_PROXY")  # settled: later changes of the environment are not read per request
+    settled = session.merge_environment_settings(requester.get_url(), {}, None, None, None)
+    assert not session.trust_env
+    assert settled["proxies"]["https"] == "http://proxy.internal:3128"
+    assert settled["verify"] == "/etc/ssl/company-ca.pem"
+
+
+def test_settling_keeps_no_proxy_for_the_requesters_host(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", urlparse(API).hostname)
+    stream = built(SourceStripeOntologie(config=config()), "charges")
+    requester = cdk_seam.retriever_of(stream).requester
+
+    assert cdk_seam.settle_environment(requester)
+
+    settled = requester._http_client._session.merge_environment_settings(  # noqa: SLF001
+        requester.get_url(), {}, None, None, None)
+    assert "https" not in settled["proxies"]

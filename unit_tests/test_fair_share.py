@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import threading
 
+from source_stripe_ontologie import SourceStripeOntologie
 from source_stripe_ontologie.fair_share import StreamFairShare
+from source_stripe_ontologie.rate_budget import LIVE_REQUESTS_PER_SECOND
+from unit_tests.factories import STREAMS, config
 
 
 class FakeWindow:
@@ -68,3 +71,16 @@ def test_share_follows_the_endpoint_part_of_the_account_limit():
     assert StreamFairShare.limit_for(32, 25 / 100) == 9
     assert StreamFairShare.limit_for(32, 1.0) == 33  # test mode: one endpoint may use the whole account limit
     assert StreamFairShare.limit_for(1, 0.25) == 2
+
+
+def test_by_default_enough_workers_are_left_to_keep_a_live_key_busy_while_every_stream_lists_its_windows():
+    source = SourceStripeOntologie(config=config())
+    workers = source.workers()
+    listers = min(len(STREAMS), workers // 2)  # the CDK lists each stream's windows on a worker, up to half of them
+
+    in_flight_at_live_rate = LIVE_REQUESTS_PER_SECOND * 0.3  # Stripe's ~250 ms latency, plus jitter
+    assert workers - listers >= in_flight_at_live_rate
+
+
+def test_num_workers_sets_the_workers():
+    assert SourceStripeOntologie(config=config(num_workers=8)).workers() == 8

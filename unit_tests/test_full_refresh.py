@@ -1,8 +1,11 @@
 """Full-refresh reads: pagination, request shape, per-stream parameters, complete invoice lines."""
 from __future__ import annotations
 
+import orjson
 import pytest
+import requests
 
+from source_stripe_ontologie.components import StripeListExtractor, StripeListPagination
 from unit_tests.factories import (
     API,
     FACTS,
@@ -10,10 +13,12 @@ from unit_tests.factories import (
     TEST_KEY,
     config,
     invoice_with_lines,
+    list_page,
     objects,
     paged_responder,
     path_of,
     query_of,
+    stripe_object,
 )
 
 
@@ -158,3 +163,14 @@ def test_reconciled_automatic_payouts_become_their_balance_transactions_and_manu
     assert [q["payout"] for q in asked] == [[reconciled["id"]]] * 2 and asked[1]["starting_after"] == ["txn_99"]
     counted = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(counted) == 1 and counted[0].startswith(f"{stream}: skipped 2 payouts with automatic=False")
+
+
+def test_a_list_pages_parsed_objects_are_let_go_once_its_next_page_is_known():
+    response = requests.Response()
+    response._content = orjson.dumps(list_page([stripe_object("charges", id=f"ch_{i}") for i in range(3)], True))
+    records = list(StripeListExtractor(parameters={}).extract_records(response))
+
+    token = StripeListPagination().next_page_token(response, len(records), records[-1], None)
+
+    assert token == "ch_2"
+    assert "_stripe_list_page" not in response.__dict__  # the parsed page is garbage from here on

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import gc
+import io
+import threading
 
-from source_stripe_ontologie.entrypoint import write_lines
+from source_stripe_ontologie.entrypoint import StdoutWriter, write_lines
 from source_stripe_ontologie.run import GC_GEN0_THRESHOLD, tune_gc
 
-RECORD = '{"type":"RECORD","record":{"stream":"s","data":{"id":%d},"emitted_at":1}}'
-STATE = '{"type":"STATE","state":{"n":%d}}'
+RECORD = b'{"type":"RECORD","record":{"stream":"s","data":{"id":%d},"emitted_at":1}}'
+STATE = b'{"type":"STATE","state":{"n":%d}}'
 
 
 def test_records_go_out_in_batches_and_a_state_line_flushes_the_records_it_counts():
@@ -16,9 +18,9 @@ def test_records_go_out_in_batches_and_a_state_line_flushes_the_records_it_count
 
     write_lines(iter(lines), writes.append, per_write=4 * len(RECORD % 0))
 
-    assert "".join(writes) == "".join(f"{line}\n" for line in lines)
-    assert [w.count("\n") for w in writes] == [4, 2, 4, 3]  # 4 records | record + state | 4 | the last 3
-    assert writes[1].endswith(STATE % 1 + "\n")
+    assert b"".join(writes) == b"".join(line + b"\n" for line in lines)
+    assert [w.count(b"\n") for w in writes] == [4, 2, 4, 3]  # 4 records | record + state | 4 | the last 3
+    assert writes[1].endswith(STATE % 1 + b"\n")
 
 
 def test_a_failing_command_still_writes_the_lines_it_produced():
@@ -33,7 +35,29 @@ def test_a_failing_command_still_writes_the_lines_it_produced():
     except RuntimeError:
         pass
 
-    assert "".join(writes) == RECORD % 1 + "\n" + RECORD % 2 + "\n"
+    assert b"".join(writes) == RECORD % 1 + b"\n" + RECORD % 2 + b"\n"
+
+
+class PendingLogLines:
+    """Stands in for the CDK's print buffer: text printed (log lines) waiting for its next flush into `out`."""
+
+    def __init__(self, out: io.BytesIO, pending: str) -> None:
+        self.lock = threading.RLock()
+        self._out, self._pending = out, pending
+
+    def flush(self) -> None:
+        self._out.write(self._pending.encode())
+        self._pending = ""
+
+
+def test_record_bytes_go_out_after_the_log_lines_printed_before_them():
+    out = io.BytesIO()
+    writer = StdoutWriter(PendingLogLines(out, '{"type":"LOG","log":{"message":"m"}}\n'), stdout=out)
+
+    writer.write(RECORD % 1 + b"\n")
+    writer.write(RECORD % 2 + b"\n")
+
+    assert out.getvalue().splitlines() == [b'{"type":"LOG","log":{"message":"m"}}', RECORD % 1, RECORD % 2]
 
 
 def test_gc_is_tuned_after_start_up():
