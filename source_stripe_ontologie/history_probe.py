@@ -47,8 +47,9 @@ class HistoryStartProbe:
     object's time (the windows after it are read as one, `TailWindow` in streams.py) and bounds the oldest one:
     `created[lte]=t&limit=1` answers "is there anything at or before t, and what is the newest such object", so a
     search over days below the page's oldest object converges in about a dozen requests, the streams probed in
-    parallel. Each answer also moves the upper bound down to that object's time. A manifest cannot compute a
-    start from requests.
+    parallel. Each answer also moves the upper bound down to that object's time; the search stops once the oldest
+    object is known to within `resolution` (a sync's window length). A manifest cannot compute a start from
+    requests.
 
     Probing is only an optimisation: any failure (401, 403, network) leaves that stream at its configured start,
     and the read reports the error as usual.
@@ -60,8 +61,12 @@ class HistoryStartProbe:
     """
 
     def __init__(self, config: Mapping[str, Any], budget: Optional[AbstractAPIBudget],
-                 send: Optional[Callable[[str, Dict[str, str]], Mapping[str, Any]]] = None, ways: int = 2) -> None:
+                 send: Optional[Callable[[str, Dict[str, str]], Mapping[str, Any]]] = None, ways: int = 2,
+                 resolution: int = DAY) -> None:
         self._config = config
+        # How close before the oldest object the start must be: a sync passes its window's length, since a start
+        # anywhere within the first window costs no extra window, and each halving of the search is a latency.
+        self.resolution = max(DAY, resolution)
         self._budget = budget
         self._http = HttpClient(name="history_probe", logger=logger, api_budget=budget) if send is None else None
         self._send = send or self._get
@@ -107,7 +112,7 @@ class HistoryStartProbe:
         """The day of the oldest object, which lies in [floor, high] (never before `floor`)."""
         low, ways = floor, max(2, self.ways)
         with ThreadPoolExecutor(max_workers=ways - 1, thread_name_prefix="history-probe-round") as pool:
-            while high - low > DAY:
+            while high - low > self.resolution:
                 points = sorted({low + (high - low) * k // ways for k in range(1, ways)})
                 answers = list(pool.map(lambda moment: self._newest_at_or_before(listed, moment), points))
                 for point, found in zip(points, answers):  # the first point with something at or before it

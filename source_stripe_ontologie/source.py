@@ -40,7 +40,13 @@ from source_stripe_ontologie.connected_accounts import (
 from source_stripe_ontologie.error_messages import invalid_config
 from source_stripe_ontologie.change_capture import ChangeCapture, StaleEventsCursorFallback
 from source_stripe_ontologie.fair_share import StreamFairShare
-from source_stripe_ontologie.history_probe import HISTORY_START_KEY, WINDOW_DAYS_KEY, HistoryStartProbe, ProbedList
+from source_stripe_ontologie.history_probe import (
+    DAY,
+    HISTORY_START_KEY,
+    WINDOW_DAYS_KEY,
+    HistoryStartProbe,
+    ProbedList,
+)
 from source_stripe_ontologie.incremental import FullRefreshStateDropper, IncomingStateValidator
 from source_stripe_ontologie.key_mode import KeyMode
 from source_stripe_ontologie.rate_budget import RateLimits, StripeRateBudget
@@ -248,7 +254,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         start_date = self.config.get("start_date")
         floor = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else HISTORY_FLOOR
         until = int(time.time()) - int(self.config.get("read_lag_seconds", 60))
-        found = HistoryStartProbe(self.config, self.rate_budget()).histories(to_probe, floor, until)
+        window = int(self.config.get("slice_range_days") or 30) * DAY
+        found = HistoryStartProbe(self.config, self.rate_budget(), resolution=window).histories(to_probe, floor, until)
         # A stream within one page is one window; a bigger one is windowed up to its newest object, then one tail.
         self._newest = {name: history.newest for name, history in found.items() if history.one_window_days is None}
         cdk_seam.replace_source_config(self, {

@@ -96,7 +96,7 @@ def test_a_failing_probe_leaves_the_configured_start():
     assert probe.histories({"charges": CHARGES}, FLOOR, NOW) == {}
 
 
-def test_a_first_sync_of_a_big_stream_starts_its_windows_at_the_probed_day(requests_mock, read_stripe):
+def test_a_first_sync_of_a_big_stream_starts_its_windows_within_one_window_of_its_oldest_object(requests_mock, read_stripe):
     from unit_tests.factories import API, config, paged_responder
 
     charges = objects("charges", 150, newest=1_700_000_000)
@@ -108,9 +108,9 @@ def test_a_first_sync_of_a_big_stream_starts_its_windows_at_the_probed_day(reque
     windows = [query_of(r) for r in requests_mock.request_history if "limit" in query_of(r)
                and query_of(r)["limit"] == ["100"] and "starting_after" not in query_of(r)][1:]
     first_start = min(int(q["created[gte]"][0]) for q in windows)
-    assert 1_700_000_000 - 150 - 2 * DAY <= first_start <= 1_700_000_000 - 150
+    assert 1_700_000_000 - 150 - 31 * DAY <= first_start <= 1_700_000_000 - 150  # the default 30-day windows
     searches = [query_of(r) for r in requests_mock.request_history if query_of(r).get("limit") == ["1"]]
-    assert 0 < len(searches) <= 3 * 8  # unpaced, so 4-way: about 8 rounds of 3 (a bisection: ~15 requests)
+    assert 0 < len(searches) <= 3 * 6  # unpaced, so 4-way, to within 30 days: about 6 rounds of 3
 
 
 def test_the_four_way_search_finds_the_same_day_in_half_the_rounds():
@@ -129,3 +129,17 @@ def test_four_ways_only_where_the_account_rate_serves_a_round_of_every_stream_at
     assert HistoryStartProbe.ways_for(6, 95.0) == 4  # live key
     assert HistoryStartProbe.ways_for(6, 23.75) == 2  # test key: the extra requests would queue
     assert HistoryStartProbe.ways_for(6, None) == 4  # unpaced
+
+
+def test_a_sync_searches_only_to_within_one_window_of_the_oldest_object_in_fewer_requests():
+    oldest = 1_600_000_123
+    created = [oldest] + _many(1_650_000_000, 1_700_000_000)
+    to_the_day, by_day = _probe(created)
+    stripe = FakeStripeList(created)
+    to_the_window = HistoryStartProbe({"client_secret": "rk_test_x"}, None, send=stripe, resolution=30 * DAY).history(
+        CHARGES, FLOOR, NOW)
+
+    assert oldest - 31 * DAY < to_the_window.start <= oldest  # the oldest object lies in the first 30-day window
+    assert to_the_window.start % DAY == 0
+    assert len(stripe.queries) <= len(by_day.queries) - 4  # each halving below a window's length was a request
+    assert to_the_window.newest == to_the_day.newest
