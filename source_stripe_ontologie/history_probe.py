@@ -34,6 +34,7 @@ class History(NamedTuple):
     start: int  # a day boundary at or before its oldest object (`until` when it has none)
     one_window_days: Optional[int]  # its whole history fit in one page: the days of its one window; else None
     newest: Optional[int]  # the time of its newest object (None when it has none)
+    pages: int = 1  # list pages its history is expected to take, at the density of its newest page
 
 
 class HistoryStartProbe:
@@ -102,7 +103,9 @@ class HistoryStartProbe:
             if not page.get("has_more"):
                 start = max(floor, oldest - oldest % DAY)
                 return History(start, max(1, -(-(until - start) // DAY) + 1), newest)
-            return History(self._oldest_day(listed, floor, oldest), None, newest)
+            start = self._oldest_day(listed, floor, oldest)
+            per_second = len(times) / max(1, newest - oldest)  # the first page's density, held over the history
+            return History(start, None, newest, max(2, -(-int((newest - start) * per_second) // 100)))
         except Exception as error:  # an optimisation must never fail a sync: the read reports real errors
             logger.info(f"{listed.resource}: could not probe where its history begins ({type(error).__name__}); "
                         f"reading from the configured start.")

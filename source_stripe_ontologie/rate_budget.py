@@ -6,8 +6,9 @@ import re
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 from urllib.parse import urlsplit
 
 from airbyte_cdk.sources.streams.call_rate import AbstractAPIBudget, AbstractCallRatePolicy
@@ -19,6 +20,10 @@ ENDPOINT_REQUESTS_PER_SECOND = 25.0
 # Aim a little under the limits: Stripe counts a request when it arrives, and network jitter bunches requests
 # that left evenly spaced, so pacing at 100% would earn 429s. Measured by `make bench`.
 HEADROOM = 0.95
+
+# How long a request that gave its account slot to a bigger stream waits before asking again (that stream's
+# request is due, so it takes the slot within this time).
+YIELD_SECONDS = 0.002
 
 _OBJECT_ID = re.compile(r"/[a-z]+_[A-Za-z0-9]+(?=/|$)")
 
@@ -65,6 +70,12 @@ class StripeRateBudget(AbstractAPIBudget):
     then books them. Nothing is booked ahead, so a free endpoint never waits behind another endpoint's queue.
     The account keeps a small burst allowance (`RateLimits.account_burst`) so that slots no stream was ready to use
     are not all lost.
+    Where the account allows more than one endpoint's rate (live keys), the sync lasts at least as long as its
+    biggest stream takes at its endpoint's limit, so that stream must never wait for an account slot: with every
+    stream's endpoint ready, slots shared in turn made the biggest one finish seconds after the others, alone at
+    25 req/s. So when the account is busy, a list endpoint yields its slot to a waiting one that is due with more
+    pages left (`expect_pages`, from the history probe, less the requests made); an endpoint without an estimate
+    (sub-lists, events, objects by id) neither yields nor is yielded to.
     It also counts the 429s Stripe still answers, for the end-of-sync summary.
     """
 
@@ -76,6 +87,8 @@ class StripeRateBudget(AbstractAPIBudget):
         self._lock = threading.Lock()
         self._account_due = 0.0
         self._endpoint_due: Dict[str, float] = {}
+        self._pages_expected: Dict[str, int] = {}
+        self._waiting: Counter = Counter()
         self.requests: Counter = Counter()
         self.rate_limited: Counter = Counter()
 
@@ -88,15 +101,46 @@ class StripeRateBudget(AbstractAPIBudget):
             due = max(self._account_due - tolerance, self._endpoint_due.get(endpoint, 0.0))
             if due > now:
                 return due - now
+            account_after = max(self._account_due, now) + 1.0 / self.limits.per_account
+            if account_after - tolerance > now and self._yields(endpoint, now):  # the next caller would have to wait
+                return YIELD_SECONDS
             self._account_due = max(self._account_due, now) + 1.0 / self.limits.per_account
             self._endpoint_due[endpoint] = max(self._endpoint_due.get(endpoint, 0.0), now) + 1.0 / self.limits.per_endpoint
             self.requests[endpoint] += 1
             return 0.0
 
+    def expect_pages(self, pages: Dict[str, int]) -> None:
+        """{endpoint: list pages it is expected to serve in this sync}; only where the account outpaces an endpoint."""
+        if self.limits.per_account > self.limits.per_endpoint:
+            with self._lock:
+                self._pages_expected.update(pages)
+
+    def _yields(self, endpoint: str, now: float) -> bool:
+        """Another list endpoint, due and waiting, has more pages left than this one (under the lock)."""
+        if endpoint not in self._pages_expected:
+            return False
+        left = self._pages_expected[endpoint] - self.requests[endpoint]
+        return any(waiting and other != endpoint and other in self._pages_expected
+                   and self._endpoint_due.get(other, 0.0) <= now
+                   and self._pages_expected[other] - self.requests[other] > left
+                   for other, waiting in self._waiting.items())
+
+    @contextmanager
+    def waiting(self, endpoint: str) -> Iterator[None]:
+        """A request to `endpoint` is waiting for its slot while inside."""
+        with self._lock:
+            self._waiting[endpoint] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting[endpoint] -= 1
+
     def acquire_call(self, request: Any, block: bool = True, timeout: Optional[float] = None) -> None:
         endpoint = endpoint_of(request.url)
-        while (wait := self.try_reserve(endpoint)) > 0:
-            self._sleep(wait)
+        with self.waiting(endpoint):
+            while (wait := self.try_reserve(endpoint)) > 0:
+                self._sleep(wait)
 
     def get_matching_policy(self, request: Any) -> Optional[AbstractCallRatePolicy]:
         return None

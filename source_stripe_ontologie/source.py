@@ -124,7 +124,7 @@ class SourceStripeOntologie(YamlDeclarativeSource):
                                        one_events_probe=self._nested)
         unsettled = UnsettledRefresh(factory, self.resolved_manifest, self.config, self._usable_state)
         children = ChildrenExpansion(factory, self.resolved_manifest, self.config)
-        windows_per_stream = self._windows_per_stream()
+        windows_per_stream = self.windows_per_stream()
         wrapped: List[AbstractStream] = []
         for stream in built:
             RereadsOfVanishedCursors.install(stream)
@@ -147,11 +147,11 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         """Completes the sub-lists of objects re-fetched by id, like the stream's list extractor does."""
         return SubListCompleter(self.config, facts.sub_lists, self.rate_budget(), facts.name) if facts.sub_lists else None
 
-    def _windows_per_stream(self) -> int:
-        """A stream gets the share of the workers that its endpoint's share of the rate limit can keep busy."""
+    def windows_per_stream(self) -> int:
+        """A stream gets the windows its endpoint's rate limit can keep busy."""
         budget = self.rate_budget()
         limits = budget.limits if budget else RateLimits.for_mode(live=True)
-        return StreamFairShare.limit_for(self.workers(), limits.per_endpoint / limits.per_account)
+        return StreamFairShare.limit_for(self.workers(), limits.per_endpoint)
 
     def workers(self) -> int:
         """The sync's worker threads (the manifest's `concurrency_level`, from `num_workers`)."""
@@ -258,6 +258,9 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         found = HistoryStartProbe(self.config, self.rate_budget(), resolution=window).histories(to_probe, floor, until)
         # A stream within one page is one window; a bigger one is windowed up to its newest object, then one tail.
         self._newest = {name: history.newest for name, history in found.items() if history.one_window_days is None}
+        budget = self.rate_budget()
+        if budget is not None:  # the stream with the most pages for its endpoint's limit goes first (rate_budget.py)
+            budget.expect_pages({f"/v1/{to_probe[name].resource}": history.pages for name, history in found.items()})
         cdk_seam.replace_source_config(self, {
             **self.config, HISTORY_START_KEY: {name: history.start for name, history in found.items()},
             WINDOW_DAYS_KEY: {name: history.one_window_days for name, history in found.items()

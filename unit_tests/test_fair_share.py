@@ -67,10 +67,19 @@ def test_windows_keep_their_class_for_the_cursor():
     assert type(window) is FakeWindow
 
 
-def test_share_follows_the_endpoint_part_of_the_account_limit():
-    assert StreamFairShare.limit_for(32, 25 / 100) == 9
-    assert StreamFairShare.limit_for(32, 1.0) == 33  # test mode: one endpoint may use the whole account limit
-    assert StreamFairShare.limit_for(1, 0.25) == 2
+def test_a_stream_gets_the_windows_its_endpoints_rate_keeps_busy_through_stripes_latency():
+    assert StreamFairShare.limit_for(64, 23.75) == 9  # Stripe's 25/s per endpoint, paced at 95%: 8 in flight + 1
+    assert StreamFairShare.limit_for(64, 9_500) == 64  # limits lifted: every worker
+    assert StreamFairShare.limit_for(1, 23.75) == 2
+
+
+def test_the_windows_of_every_stream_of_a_six_stream_sync_fit_the_readers_left():
+    source = SourceStripeOntologie(config=config(max_requests_per_second=None,
+                                                 max_requests_per_endpoint_per_second=None))
+    streams = 6  # the core streams, each big enough to want all its windows at once
+    readers = source.workers() - streams  # the CDK lists each stream's windows on a worker
+
+    assert streams * source.windows_per_stream() <= readers  # none queues behind another stream's
 
 
 def test_by_default_enough_workers_are_left_to_keep_a_live_key_busy_while_every_stream_lists_its_windows():

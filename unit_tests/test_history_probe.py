@@ -143,3 +143,10 @@ def test_a_sync_searches_only_to_within_one_window_of_the_oldest_object_in_fewer
     assert to_the_window.start % DAY == 0
     assert len(stripe.queries) <= len(by_day.queries) - 4  # each halving below a window's length was a request
     assert to_the_window.newest == to_the_day.newest
+
+
+def test_a_bigger_stream_tells_how_many_pages_its_history_should_take():
+    history, _ = _probe(_many(1_600_000_000, 1_700_000_000, count=1_000), ways=4)
+
+    assert history.one_window_days is None
+    assert 9 <= history.pages <= 12  # 1,000 objects evenly spread: 10 pages (the start lies up to a day before)

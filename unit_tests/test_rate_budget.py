@@ -123,3 +123,42 @@ def test_invoice_line_pages_of_every_invoice_share_one_endpoint():
     assert endpoint_of("http://h/v1/invoices/in_1AbC/lines?limit=100") == "/v1/invoices/{id}/lines"
     assert endpoint_of("http://h/v1/invoices/in_9ZzZ/lines") == endpoint_of("http://h/v1/invoices/in_1AbC/lines")
     assert endpoint_of("http://h/v1/charges?limit=100&starting_after=ch_1") == "/v1/charges"
+
+
+def test_a_busy_account_slot_goes_to_the_waiting_endpoint_with_the_most_pages_left():
+    budget, clock = _budget(account=4, endpoint=2)
+    budget.expect_pages({"/v1/charges": 250, "/v1/products": 100})
+
+    with budget.waiting("/v1/charges"):  # a charges request is due and waiting
+        assert budget.try_reserve("/v1/products") > 0  # products yields the account's slot
+        assert budget.try_reserve("/v1/charges") == 0
+    assert budget.try_reserve("/v1/products") > 0  # (the account's next slot is 1/4 s away)
+    clock.sleep(0.25)
+    assert budget.try_reserve("/v1/products") == 0  # nobody bigger waits: products goes
+
+
+def test_the_bigger_stream_yields_once_its_pages_left_are_fewer():
+    budget, clock = _budget(account=8, endpoint=4)
+    budget.expect_pages({"/v1/charges": 3, "/v1/products": 2})
+    for _ in range(2):  # charges reads two of its three pages
+        _times_of(budget, clock, ["/v1/charges"])
+
+    clock.sleep(1)
+    with budget.waiting("/v1/products"):
+        assert budget.try_reserve("/v1/charges") > 0  # 1 page left against products' 2
+
+
+def test_no_endpoint_yields_where_the_account_is_no_faster_than_one_endpoint():
+    budget, clock = _budget(account=25, endpoint=25)  # a test key
+    budget.expect_pages({"/v1/charges": 250, "/v1/products": 100})
+
+    with budget.waiting("/v1/charges"):
+        assert budget.try_reserve("/v1/products") == 0
+
+
+def test_endpoints_without_an_estimate_never_yield():
+    budget, clock = _budget(account=4, endpoint=2)
+    budget.expect_pages({"/v1/charges": 250})
+
+    with budget.waiting("/v1/charges"):
+        assert budget.try_reserve("/v1/invoices/{id}/lines") == 0
