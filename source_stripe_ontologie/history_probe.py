@@ -58,15 +58,17 @@ class HistoryStartProbe:
     def starts(self, streams: Mapping[str, tuple[str, Mapping[str, str]]], floor: int, until: int) -> Dict[str, int]:
         """{stream: day start at or before its oldest object (or `until` when it has none)} for the probed streams.
 
-        `streams` maps a stream name to its resource and the list parameters it always sends (e.g. status=all).
+        `streams` maps a stream name to its resource and the list parameters it always sends (e.g. status=all), and
+        optionally the objects' creation field when it is not `created` (a `created_from` stream: the API filters
+        `created[...]` on that field, and the probe reads the answer's times from it).
         """
         if not streams:
             return {}
         limits = getattr(self._budget, "limits", None)
         self.ways = self.ways_for(len(streams), getattr(limits, "per_account", None))
         with ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="history-probe") as pool:
-            found = {name: pool.submit(self.oldest_day, resource, params, floor, until)
-                     for name, (resource, params) in streams.items()}
+            found = {name: pool.submit(self.oldest_day, resource, params, floor, until, *created)
+                     for name, (resource, params, *created) in streams.items()}
         return {name: future.result() for name, future in found.items() if future.result() is not None}
 
     def starts_by_size(self, streams: Mapping[str, tuple[str, Mapping[str, str]]], floor: int,
@@ -81,8 +83,8 @@ class HistoryStartProbe:
         if not streams:
             return {}, {}
         with ThreadPoolExecutor(max_workers=len(streams), thread_name_prefix="history-probe") as pool:
-            found = {name: pool.submit(self._start_by_size, resource, params, floor, until)
-                     for name, (resource, params) in streams.items()}
+            found = {name: pool.submit(self._start_by_size, resource, params, floor, until, *created)
+                     for name, (resource, params, *created) in streams.items()}
         starts, one_window = {}, {}
         for name, future in found.items():
             start, whole = future.result()
@@ -92,21 +94,21 @@ class HistoryStartProbe:
                     one_window[name] = max(1, -(-(until - start) // DAY) + 1)
         return starts, one_window
 
-    def _start_by_size(self, resource: str, params: Mapping[str, str], floor: int,
-                       until: int) -> tuple[Optional[int], bool]:
+    def _start_by_size(self, resource: str, params: Mapping[str, str], floor: int, until: int,
+                       created: str = "created") -> tuple[Optional[int], bool]:
         try:
             page = self._send(f"{api_base(self._config)}/v1/{resource}",
                               {**params, "limit": "100", "created[gte]": str(floor), "created[lte]": str(until)})
             data = page.get("data") or []
             if not data:
                 return until, True
-            oldest = min(int(item["created"]) for item in data)
+            oldest = min(int(item[created]) for item in data)
             if not page.get("has_more"):
                 return max(floor, oldest - oldest % DAY), True
             low, high = floor, oldest
             while high - low > DAY:
                 middle = (low + high) // 2
-                found = self._newest_at_or_before(resource, params, middle)
+                found = self._newest_at_or_before(resource, params, middle, created)
                 if found is None:
                     low = middle + 1
                 else:
@@ -117,9 +119,10 @@ class HistoryStartProbe:
                         f"reading from the configured start.")
             return None, False
 
-    def oldest_day(self, resource: str, params: Mapping[str, str], floor: int, until: int) -> Optional[int]:
+    def oldest_day(self, resource: str, params: Mapping[str, str], floor: int, until: int,
+                   created: str = "created") -> Optional[int]:
         try:
-            newest = self._newest_at_or_before(resource, params, until)
+            newest = self._newest_at_or_before(resource, params, until, created)
             if newest is None:
                 return until  # nothing to read yet: one window up to now
             low, high = floor, newest  # the oldest object lies in [low, high]
@@ -127,8 +130,8 @@ class HistoryStartProbe:
             with ThreadPoolExecutor(max_workers=ways - 1, thread_name_prefix="history-probe-round") as pool:
                 while high - low > DAY:
                     points = sorted({low + (high - low) * k // ways for k in range(1, ways)})
-                    answers = list(pool.map(lambda moment: self._newest_at_or_before(resource, params, moment),
-                                            points))
+                    answers = list(pool.map(lambda moment: self._newest_at_or_before(resource, params, moment,
+                                                                                     created), points))
                     for point, found in zip(points, answers):  # the first point with something at or before it
                         if found is None:
                             low = point + 1  # nothing at or before the point: the oldest is after it
@@ -141,11 +144,12 @@ class HistoryStartProbe:
                         f"reading from the configured start.")
             return None
 
-    def _newest_at_or_before(self, resource: str, params: Mapping[str, str], moment: int) -> Optional[int]:
+    def _newest_at_or_before(self, resource: str, params: Mapping[str, str], moment: int,
+                             created: str = "created") -> Optional[int]:
         query = {**params, "limit": "1", "created[lte]": str(moment)}
         page = self._send(f"{api_base(self._config)}/v1/{resource}", query)
         data = page.get("data") or []
-        return int(data[0]["created"]) if data else None
+        return int(data[0][created]) if data else None
 
     def _get(self, url: str, params: Dict[str, str]) -> Mapping[str, Any]:
         _, response = self._http.send_request("GET", url, request_kwargs={}, headers=stripe_headers(self._config),

@@ -238,8 +238,8 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             return
         saved = {message.stream.stream_descriptor.name for message in self._usable_state or [] if message.stream}
         selected = {configured.stream.name for configured in catalog.streams} - saved
-        to_probe = {name: (facts.resource, facts.filters) for name, facts in self.facts.streams.items()
-                    if name in selected}
+        to_probe = {name: (facts.resource, facts.filters, facts.created_from or "created")
+                    for name, facts in self.facts.streams.items() if name in selected}
         start_date = self.config.get("start_date")
         floor = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else HISTORY_FLOOR
         until = int(time.time()) - int(self.config.get("read_lag_seconds", 60))

@@ -11,15 +11,17 @@ NOW = 1_790_000_000
 class FakeStripeList:
     """Answers `created[lte]=t&limit=1` like Stripe: the newest object at or before t."""
 
-    def __init__(self, created: list[int]) -> None:
+    def __init__(self, created: list[int], field: str = "created") -> None:
         self.created = sorted(created, reverse=True)
+        self.field = field  # the objects' creation field (invoice items have `date`, no `created`)
         self.queries: list[dict] = []
 
     def __call__(self, url: str, params: dict) -> dict:
         self.queries.append(params)
         moment = int(params["created[lte]"])
-        found = [c for c in self.created if c <= moment][:1]
-        return {"object": "list", "has_more": False, "data": [{"id": "x", "created": c} for c in found]}
+        low = int(params.get("created[gte]", 0))
+        found = [c for c in self.created if low <= c <= moment][:int(params["limit"])]
+        return {"object": "list", "has_more": False, "data": [{"id": "x", self.field: c} for c in found]}
 
 
 def _probe(created: list[int]) -> tuple[int, FakeStripeList]:
@@ -54,6 +56,16 @@ def test_objects_older_than_the_floor_keep_the_floor():
     start, _ = _probe([FLOOR - 10 * DAY, FLOOR + 3 * DAY])
 
     assert start == FLOOR
+
+
+def test_objects_without_created_are_probed_by_their_own_creation_field():
+    oldest = 1_600_000_123
+    for probe_one in (lambda probe: probe.starts({"items": ("invoiceitems", {}, "date")}, FLOOR, NOW),
+                      lambda probe: probe.starts_by_size({"items": ("invoiceitems", {}, "date")}, FLOOR, NOW)[0]):
+        stripe = FakeStripeList([oldest, 1_700_000_000], field="date")
+        starts = probe_one(HistoryStartProbe({"client_secret": "rk_test_x"}, None, send=stripe))
+
+        assert oldest - 2 * DAY < starts["items"] <= oldest  # not left at the floor (190 empty windows)
 
 
 def test_a_failing_probe_leaves_the_configured_start():
