@@ -166,28 +166,61 @@ def still_unsettled(sim: StripeSimulator, run, stream: str) -> Dict[str, Counter
     return out
 
 
+def union_of(first, second, stream: str) -> Dict[str, Counter]:
+    union = ids_by_account(first, stream)
+    for account, ids in ids_by_account(second, stream).items():
+        union[account] = union.get(account, Counter()) + ids
+    return union
+
+
 def test_a_killed_sync_resumes_every_account_where_it_was(platform):
     sim, accounts = platform
-    last = accounts["tiny"]  # listed newest first: platform, empty, small, tiny
+    last = accounts["tiny"]  # one account at a time, listed newest first: platform, empty, small, tiny
 
     def second_account_started(run) -> bool:
         return any(r["stripe_account_id"] == accounts["small"] for r in run.records())
 
-    killed = read(sim, "incremental", connected_accounts="all", stop_when=second_account_started)
+    killed = read(sim, "incremental", connected_accounts="all", accounts_in_flight=1, stop_when=second_account_started)
     assert killed.returncode != 0
     assert not any(r["stripe_account_id"] == last for r in killed.records())
-    resumed = read(sim, "incremental", killed.final_state(), connected_accounts="all")
+    resumed = read(sim, "incremental", killed.final_state(), connected_accounts="all", accounts_in_flight=1)
 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not any(r["stripe_account_id"] == sim.platform_account_id for r in resumed.records())  # done before
     everyone = [sim.platform_account_id, *accounts.values()]
     for stream in STREAMS:
-        union = ids_by_account(killed, stream)
-        for account, ids in ids_by_account(resumed, stream).items():
-            union[account] = union.get(account, Counter()) + ids
+        union = union_of(killed, resumed, stream)
         expected = expected_ids(sim, everyone, stream)
         assert {a: set(ids) for a, ids in union.items()} == {a: set(ids) for a, ids in expected.items()}, stream
         assert union[last] == expected[last] if last in expected else True  # untouched account read once, whole
+
+
+def test_a_sync_killed_with_accounts_in_flight_resumes_each_account_from_its_own_state(platform):
+    sim, accounts = platform
+
+    def an_account_saved_its_state(run) -> bool:
+        return any(s["stream"]["stream_state"]["states"] for s in run.states())
+
+    killed = read(sim, "incremental", connected_accounts="all", accounts_in_flight=4,
+                  stop_when=an_account_saved_its_state)
+    assert killed.returncode != 0
+    saved = {s["stream"]["stream_descriptor"]["name"]: state_accounts(killed, s["stream"]["stream_descriptor"]["name"])
+             for s in killed.final_state()}
+    assert any(saved.values())
+    resumed = read(sim, "incremental", killed.final_state(), connected_accounts="all", accounts_in_flight=4)
+
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    everyone = [sim.platform_account_id, *accounts.values()]
+    for stream in STREAMS:
+        expected = expected_ids(sim, everyone, stream)
+        assert {a: set(ids) for a, ids in union_of(killed, resumed, stream).items()} == {
+            a: set(ids) for a, ids in expected.items()}, stream
+        if FACTS.stream(stream).children_of:
+            continue  # a child has no `created` of its stream's own
+        for account, cursor in saved.get(stream, {}).items():  # what an account saved is not read again
+            since = min(int(cursor[k]) for k in ("created", "unsettled_since") if k in cursor)
+            assert all(r["created"] >= since for r in resumed.records(stream) if r["stripe_account_id"] == account), (
+                stream, account)
 
 
 def test_two_shards_cover_every_account_exactly_once(platform):

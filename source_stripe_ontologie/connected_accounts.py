@@ -13,8 +13,9 @@ This module only chooses the accounts, hands each its state, and merges what eac
 - One account's failure (e.g. 403 `account_invalid`: it revoked the platform's access) fails that account only:
   its error traces are named after it, the other accounts are read with their records and state, and the sync
   ends with a summary naming each failed account.
-- Every request of every account paces through the one rate budget of the sync; accounts are read one after the
-  other and forgotten once read, so memory holds the state of the accounts, not the accounts themselves.
+- Every request of every account paces through the one rate budget of the sync. A few accounts are read at once
+  (account_pool.py: their waits for Stripe overlap), their messages merged in arrival order; each is forgotten once
+  read, so memory holds the state of the accounts and the few in flight, not the accounts themselves.
 - `account_shard: "k/n"` keeps the accounts whose id hashes (sha256) to shard k of n: n connections with the same
   key and shards 1/n..n/n read every account exactly once (the platform's own data too, by its id).
 """
@@ -46,6 +47,7 @@ from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_stripe_ontologie import error_messages as say
+from source_stripe_ontologie.account_pool import FINISHED, AccountPool
 from source_stripe_ontologie.components import api_base, stripe_headers
 from source_stripe_ontologie.key_mode import redact
 from source_stripe_ontologie.stream_facts import Permission
@@ -216,7 +218,8 @@ class ConnectSync:
     """Reads each selected account with a single-account source, and merges their messages (module docstring)."""
 
     def __init__(self, selection: AccountSelection, config: Mapping[str, Any], state: PerAccountState,
-                 stream_names: Iterable[str], build_source: Any, directory: AccountDirectory, logger: Any) -> None:
+                 stream_names: Iterable[str], build_source: Any, directory: AccountDirectory, logger: Any,
+                 in_flight: int = 1) -> None:
         self._selection = selection
         self._config = {k: v for k, v in config.items() if k not in SELECTION_KEYS and k != "account_id"}
         self._state = state
@@ -228,6 +231,8 @@ class ConnectSync:
         self.read = 0  # accounts read without failure
         self._records: Dict[str, int] = {}
         self._incomplete: set = set()
+        self._failed_streams: Dict[str, set] = {}  # the accounts in flight: their streams that failed
+        self._in_flight = in_flight
         self._started: set = set()
         self._last_state: Dict[str, float] = {}
 
@@ -256,9 +261,13 @@ class ConnectSync:
         except Exception as error:
             raise _config_error(f"Could not read the platform's account (GET /v1/account): {error}") from None
         self._state.drop_unpartitioned(self._logger)
+        pool = AccountPool(self._in_flight, lambda account: self._account_messages(account, platform, catalog))
         try:
-            for account in self.accounts(platform):
-                yield from self._read_account(account, platform, catalog)
+            for account, message, failure in pool.messages(self.accounts(platform)):
+                if message is FINISHED:
+                    yield from self._finish(account, failure)
+                else:
+                    yield from self._merge(account, message)
         finally:
             for stream in self._state.streams():
                 yield self._state.message(stream)
@@ -267,49 +276,54 @@ class ConnectSync:
                 status = AirbyteStreamStatus.INCOMPLETE if stream in self._incomplete else AirbyteStreamStatus.COMPLETE
                 yield _status(stream, status)
 
-    def _read_account(self, account: str, platform: str, catalog: Any) -> Iterator[AirbyteMessage]:
+    def _account_messages(self, account: str, platform: str, catalog: Any) -> Iterator[AirbyteMessage]:
+        """One account read by a single-account source of its own (on a reader thread of the pool)."""
         config = dict(self._config)
         if account != platform:
             config["account_id"] = account
-        source = self._build_source(config, self._state.of_account(account))
-        failed_streams = set()
-        try:
-            for message in source.read(self._logger, config, catalog, self._state.of_account(account)):
-                if message.type == Type.RECORD:
-                    message.record.data[ACCOUNT_FIELD] = account
+        state = self._state.of_account(account)
+        yield from self._build_source(config, state).read(self._logger, config, catalog, state)
+
+    def _merge(self, account: str, message: AirbyteMessage) -> Iterator[AirbyteMessage]:
+        """One message of one account into the sync's output: records stamped, state kept per account."""
+        if message.type == Type.RECORD:
+            message.record.data[ACCOUNT_FIELD] = account
+            yield message
+        elif message.type == Type.STATE and message.state.stream:
+            name = message.state.stream.stream_descriptor.name
+            self._state.update(name, account, _as_dict(message.state.stream.stream_state))
+            now = time.monotonic()
+            if now - self._last_state.get(name, 0.0) >= STATE_EVERY_SECONDS:
+                self._last_state[name] = now
+                yield self._state.message(name)
+        elif message.type == Type.TRACE and message.trace.type == TraceType.STREAM_STATUS:
+            status = message.trace.stream_status
+            name = status.stream_descriptor.name
+            if status.status == AirbyteStreamStatus.INCOMPLETE:
+                self._failed_streams.setdefault(account, set()).add(name)
+            elif status.status in (AirbyteStreamStatus.STARTED, AirbyteStreamStatus.RUNNING):
+                if (name, status.status) not in self._started:
+                    self._started.add((name, status.status))
+                    self._started.add(name)
                     yield message
-                elif message.type == Type.STATE and message.state.stream:
-                    name = message.state.stream.stream_descriptor.name
-                    self._state.update(name, account, _as_dict(message.state.stream.stream_state))
-                    now = time.monotonic()
-                    if now - self._last_state.get(name, 0.0) >= STATE_EVERY_SECONDS:
-                        self._last_state[name] = now
-                        yield self._state.message(name)
-                elif message.type == Type.TRACE and message.trace.type == TraceType.STREAM_STATUS:
-                    status = message.trace.stream_status
-                    name = status.stream_descriptor.name
-                    if status.status == AirbyteStreamStatus.INCOMPLETE:
-                        failed_streams.add(name)
-                    elif status.status in (AirbyteStreamStatus.STARTED, AirbyteStreamStatus.RUNNING):
-                        if (name, status.status) not in self._started:
-                            self._started.add((name, status.status))
-                            self._started.add(name)
-                            yield message
-                elif message.type == Type.TRACE and message.trace.type == TraceType.ERROR:
-                    error = message.trace.error
-                    error.message = f"Account {account}: {error.message}"
-                    if error.stream_descriptor:
-                        failed_streams.add(error.stream_descriptor.name)
-                    yield message
-                else:
-                    yield message
-        except Exception as failure:  # this account only: the others are read as usual
+        elif message.type == Type.TRACE and message.trace.type == TraceType.ERROR:
+            error = message.trace.error
+            error.message = f"Account {account}: {error.message}"
+            if error.stream_descriptor:
+                self._failed_streams.setdefault(account, set()).add(error.stream_descriptor.name)
+            yield message
+        else:
+            yield message
+
+    def _finish(self, account: str, failure: Optional[BaseException]) -> Iterator[AirbyteMessage]:
+        """An account's end: its failure (its own only), then its progress in the state."""
+        if failure is not None:
             text = getattr(failure, "message", None) or str(failure)
             self.failures[account] = text
             self._logger.error(f"Account {account} did not sync: {text}")
         else:
             self.read += 1
-        self._incomplete |= failed_streams
+        self._incomplete |= self._failed_streams.pop(account, set())
         for name in self._state.streams():  # this account's progress, unless that would flood the output
             now = time.monotonic()
             if self._state.accounts(name) <= STATE_AFTER_EACH_ACCOUNT_UP_TO or (

@@ -26,6 +26,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_stripe_ontologie import cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
+from source_stripe_ontologie.account_pool import in_flight_for
 from source_stripe_ontologie.check import ReadAccessProbe
 from source_stripe_ontologie.children import ChildrenExpansion
 from source_stripe_ontologie.components import SubListCompleter
@@ -187,15 +188,18 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             resumed |= set(self.facts.names)
         report = SyncReport(mode, self.config["client_secret"], self.config.get("account_id"),
                             streams_with_state=resumed)
-        count_in_log = RecordCountInLog(report)
-        self.logger.addFilter(count_in_log)
+        # The page lane's counts (the top source's only): a Connect sync's accounts share this logger, at once
+        count_in_log = RecordCountInLog(report) if not self._nested else None
+        if count_in_log is not None:
+            self.logger.addFilter(count_in_log)
         try:
             for message in super().read(logger, config, catalog, state):
                 yield from report.observe(message)
         except AirbyteTracedException as failure:
             raise report.failure(failure) from None
         finally:
-            self.logger.removeFilter(count_in_log)
+            if count_in_log is not None:
+                self.logger.removeFilter(count_in_log)
             if self._rate_budget is not None and not self._nested:
                 logger.info(self._rate_budget.summary())
 
@@ -214,9 +218,13 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             source._nested = True
             return source
 
+        limits = budget.limits if budget else RateLimits.for_mode(live=True)
+        in_flight = in_flight_for(limits.per_account, self.config.get("accounts_in_flight"))
+        logger.info(f"Reading up to {in_flight} accounts at once, all within one rate budget of "
+                    f"{limits.per_account:g} requests/s.")
         sync = ConnectSync(self._accounts, self.config, PerAccountState(self._incoming_state),
                            [configured.stream.name for configured in catalog.streams], account_source,
-                           AccountDirectory(self.config, budget, logger), logger)
+                           AccountDirectory(self.config, budget, logger), logger, in_flight=in_flight)
         try:
             yield from sync.messages(catalog)
         finally:
