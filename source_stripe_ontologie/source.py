@@ -66,7 +66,7 @@ def manifest_path() -> Path:
     return packaged if packaged.exists() else PACKAGE_DIR.parent / "manifest.yaml"
 
 
-class SourceStripeOntologie(YamlDeclarativeSource):
+class SourceStripeOntologie(cdk_seam.ManifestPreparedOnce, YamlDeclarativeSource):
     """Stripe source built from `manifest.yaml`.
 
     CDK 7 reads with the config, catalog and state given at construction (not those passed to `read`), so the
