@@ -223,6 +223,27 @@ def test_a_sync_killed_with_accounts_in_flight_resumes_each_account_from_its_own
                 stream, account)
 
 
+def test_an_account_that_leaves_the_platform_leaves_the_state_but_not_while_the_listing_fails(platform):
+    sim, accounts = platform
+    first = read(sim, "incremental", connected_accounts="all")
+    assert first.returncode == 0, first.stderr[-3000:]
+    gone = accounts["tiny"]
+    sim.remove_account(gone)
+    unlisting = "rk_test_CannotListAccounts00000000"  # the listing fails (403): nothing may be forgotten
+    sim.add_key(unlisting, mode="test", resources={FACTS.stream(name).resource for name in STREAMS} | {"events"})
+    failed = run_connector("read", simulator_config(sim.url, unlisting, connected_accounts="all"),
+                           configured_catalog(STREAMS, "incremental"), first.final_state())
+    assert failed.returncode != 0 and "rak_account_read" in failed.errors()[-1]["message"]
+    assert all(gone in state_accounts(failed, stream) for stream in STREAMS)
+
+    second = read(sim, "incremental", failed.final_state(), connected_accounts="all")
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    for stream in STREAMS:
+        assert set(state_accounts(second, stream)) == {sim.platform_account_id, accounts["small"], accounts["empty"]}
+    assert any(gone in line and "no longer" in line for line in second.logs("INFO"))
+
+
 def test_two_shards_cover_every_account_exactly_once(platform):
     sim, accounts = platform
     for n in range(6):

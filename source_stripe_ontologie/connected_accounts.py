@@ -25,7 +25,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
 
 import orjson
 import requests
@@ -146,19 +146,25 @@ class AccountDirectory:
     def __init__(self, config: Mapping[str, Any], budget: Any, logger: Any) -> None:
         self._config = {k: v for k, v in config.items() if k != "account_id"}
         self._http = HttpClient(name="connected_accounts", logger=logger, api_budget=budget)
+        self.complete = False  # whether the last `connected()` listed every account
 
     def platform_id(self) -> str:
         return str(self._get("account", {})["id"])
 
     def connected(self) -> Iterator[str]:
-        """Every connected account id, newest first, a page of 100 at a time (never the whole list in memory)."""
+        """Every connected account id, newest first, a page of 100 at a time (never the whole list in memory).
+        `complete` turns true once the last page (no `has_more`) has been listed, and only then."""
+        self.complete = False
         after = None
         while True:
             page = self._get("accounts", {"limit": "100", **({"starting_after": after} if after else {})})
             data = page.get("data") or []
             for account in data:
                 yield str(account["id"])
-            if not page.get("has_more") or not data:
+            if not page.get("has_more"):
+                self.complete = True
+                return
+            if not data:  # more announced but none given: cut short, not the end of the list
                 return
             after = str(data[-1]["id"])
 
@@ -199,6 +205,15 @@ class PerAccountState:
     def of_account(self, account: str) -> List[AirbyteStateMessage]:
         return [_stream_state(name, cursors[account]) for name, cursors in self._cursors.items() if account in cursors]
 
+    def keep_only(self, accounts: Set[str]) -> List[str]:
+        """Drops every stream's entries of the accounts not in `accounts`; returns the dropped accounts, sorted."""
+        dropped: Set[str] = set()
+        for cursors in self._cursors.values():
+            for account in [a for a in cursors if a not in accounts]:
+                del cursors[account]
+                dropped.add(account)
+        return sorted(dropped)
+
     def update(self, stream: str, account: str, cursor: Mapping[str, Any]) -> None:
         self._cursors.setdefault(stream, {})[account] = dict(cursor)
 
@@ -233,6 +248,7 @@ class ConnectSync:
         self._incomplete: set = set()
         self._failed_streams: Dict[str, set] = {}  # the accounts in flight: their streams that failed
         self._in_flight = in_flight
+        self._seen: Set[str] = set()  # the accounts Stripe listed in this sync ("all" only)
         self._started: set = set()
         self._last_state: Dict[str, float] = {}
 
@@ -247,7 +263,9 @@ class ConnectSync:
 
     def _listed(self) -> Iterator[str]:
         try:
-            yield from self._directory.connected()
+            for account in self._directory.connected():
+                self._seen.add(account)
+                yield account
         except Exception as error:
             text = getattr(error, "message", None) or str(error)
             raise _config_error(
@@ -268,6 +286,7 @@ class ConnectSync:
                     yield from self._finish(account, failure)
                 else:
                     yield from self._merge(account, message)
+            self._forget_unlisted(platform)
         finally:
             for stream in self._state.streams():
                 yield self._state.message(stream)
@@ -275,6 +294,20 @@ class ConnectSync:
             if stream in self._started:
                 status = AirbyteStreamStatus.INCOMPLETE if stream in self._incomplete else AirbyteStreamStatus.COMPLETE
                 yield _status(stream, status)
+
+    def _forget_unlisted(self, platform: str) -> None:
+        """With "all", an account missing from a complete listing has left the platform (disconnected, deleted): its
+        state entries are dropped, so the state does not grow forever. Never after a failed or cut-short listing
+        (the account may still be there), and never with a list of ids (the user chose those accounts)."""
+        if self._selection.accounts != "all" or not self._directory.complete:
+            return
+        dropped = self._state.keep_only(self._seen | {platform})
+        if dropped:
+            shown = ", ".join(dropped[:20]) + (f" and {len(dropped) - 20} more" if len(dropped) > 20 else "")
+            self._logger.info(f"{len(dropped)} accounts are no longer among the connected accounts Stripe lists "
+                              f"(GET /v1/accounts): their saved state is dropped ({shown}). An account connected "
+                              f"again is read from its beginning.")
+        self._seen = set()
 
     def _account_messages(self, account: str, platform: str, catalog: Any) -> Iterator[AirbyteMessage]:
         """One account read by a single-account source of its own (on a reader thread of the pool)."""

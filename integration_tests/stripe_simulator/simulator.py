@@ -265,6 +265,12 @@ class StripeSimulator:
         """The account disconnects the platform: its requests answer 403 ``account_invalid`` from now on."""
         self._accounts[account_id].revoked = True
 
+    def remove_account(self, account_id: str) -> None:
+        """The account leaves the platform (deleted, or its connection removed): ``GET /v1/accounts`` no longer lists
+        it."""
+        with self._lock:
+            del self._accounts[account_id]
+
     def connected_accounts(self) -> List[str]:
         """The connected accounts' ids, newest first (as ``GET /v1/accounts`` lists them), revoked ones included."""
         return [a.obj["id"] for a in self._accounts_newest_first()]
