@@ -144,10 +144,13 @@ class SourceStripeOntologie(cdk_seam.ManifestPreparedOnce, YamlDeclarativeSource
         """A stream gets the share of the workers that its endpoint's share of the rate limit can keep busy."""
         budget = self.rate_budget()
         limits = budget.limits if budget else RateLimits.for_mode(live=True)
-        workers = cdk_seam.component_factory(self).create_component(
+        return StreamFairShare.limit_for(self._workers(), limits.per_endpoint / limits.per_account)
+
+    def _workers(self) -> int:
+        """The sync's worker threads (the manifest's concurrency level: `num_workers`, or its default)."""
+        return cdk_seam.component_factory(self).create_component(
             ConcurrencyLevelModel, self.resolved_manifest["concurrency_level"], config=self.config
         ).get_concurrency_level()
-        return StreamFairShare.limit_for(workers, limits.per_endpoint / limits.per_account)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         self._register_key()
@@ -210,18 +213,22 @@ class SourceStripeOntologie(cdk_seam.ManifestPreparedOnce, YamlDeclarativeSource
         logger.info(self._mode().announcement)
         budget = self.rate_budget()
         cdk_seam.cache_component_schema()  # one source is built per account
+        limits = budget.limits if budget else RateLimits.for_mode(live=True)
+        in_flight = in_flight_for(limits.per_account, self.config.get("accounts_in_flight"))
+        # The accounts in flight share the sync's workers: each account's own threads (and their memory) are a
+        # share, not the whole number again.
+        workers_per_account = max(2, self._workers() // in_flight)
 
         def account_source(config: Mapping[str, Any],
                            state: List[AirbyteStateMessage]) -> "SourceStripeOntologie":
+            config = {**config, "num_workers": workers_per_account}
             source = SourceStripeOntologie(config=config, catalog=self._catalog or catalog, state=state)
             source._rate_budget = budget
             source._nested = True
             return source
 
-        limits = budget.limits if budget else RateLimits.for_mode(live=True)
-        in_flight = in_flight_for(limits.per_account, self.config.get("accounts_in_flight"))
-        logger.info(f"Reading up to {in_flight} accounts at once, all within one rate budget of "
-                    f"{limits.per_account:g} requests/s.")
+        logger.info(f"Reading up to {in_flight} accounts at once ({workers_per_account} workers each), all within "
+                    f"one rate budget of {limits.per_account:g} requests/s.")
         sync = ConnectSync(self._accounts, self.config, PerAccountState(self._incoming_state),
                            [configured.stream.name for configured in catalog.streams], account_source,
                            AccountDirectory(self.config, budget, logger), logger, in_flight=in_flight)
