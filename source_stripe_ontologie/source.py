@@ -268,9 +268,13 @@ class SourceStripeOntologie(cdk_seam.ManifestPreparedOnce, YamlDeclarativeSource
         cdk_seam.replace_source_config(self, {**self.config, HISTORY_START_KEY: starts})
 
     def _register_key(self) -> None:
-        """The entry point registers the key as written (padding included), and only on the command line."""
+        """The entry point registers the key as written (padding included), and only on the command line.
+
+        An account's source of a Connect sync has the sync's key, registered by the sync's source: registering it
+        again per account would lengthen the CDK's list of secrets, which every log line is scrubbed against, by one
+        entry per account (10,000 accounts: 10,000 replacements per line)."""
         key = self.config.get("client_secret")
-        if isinstance(key, str) and key.strip():
+        if isinstance(key, str) and key.strip() and not self._nested:
             add_to_secrets(key.strip())
 
     def _refuse_unusable_config(self) -> None:

@@ -123,3 +123,23 @@ def test_an_explicit_list_forgets_no_account():
     directory = FakeDirectory([])
     assert saved_accounts(AccountSelection(["acct_1Stays"]), directory) == ["acct_1Left", "acct_1Platform",
                                                                            "acct_1Stays"]
+
+
+def test_a_connect_sync_registers_its_key_as_a_secret_once_not_once_per_account(requests_mock, monkeypatch):
+    """The CDK scrubs every log line against each registered secret: one entry per account would make 10,000
+    accounts cost 10,000 replacements per line."""
+    from source_stripe_ontologie import source as source_module
+    from unit_tests.factories import API, config, list_page
+    from unit_tests.reads import read_streams
+
+    registered = []
+    monkeypatch.setattr(source_module, "add_to_secrets", registered.append)
+    requests_mock.get(f"{API}/v1/account", json={"id": "acct_1Platform", "object": "account"})
+    requests_mock.get(f"{API}/v1/customers", json=list_page([], has_more=False, url="/v1/customers"))
+    accounts = [f"acct_1Connected{n}" for n in range(5)]
+
+    output = read_streams(config(connected_accounts=accounts), "customers")
+
+    assert {r.headers.get("Stripe-Account") for r in requests_mock.request_history} >= set(accounts)
+    assert not output.errors
+    assert registered == [config()["client_secret"]]
