@@ -1,7 +1,8 @@
 """Stripe Connect through the CLI against the simulator: every account read exactly, stamped, with its own state.
 
-The catalog is the six core streams: their simulator objects map one to one to records, and the cost bounds below
-are stated for them (the money-trail streams add per-payout and still-pending re-reads of their own).
+The catalog is every stream the manifest declares. What each account should give is built from the simulator's own
+data for that account (`held`): a stream's objects, and for a stream of children (a payout's balance transactions)
+the children of each ready parent, linked to it.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from integration_tests.connector_cli import SIX_STREAMS as STREAMS, configured_catalog, run_connector, simulator_config
+from integration_tests.connector_cli import STREAMS, configured_catalog, run_connector, simulator_config
 from integration_tests.stripe_simulator import StripeSimulator, keys
+from source_stripe_ontologie import SourceStripeOntologie
 from source_stripe_ontologie.connected_accounts import shard_of
 
+FACTS = SourceStripeOntologie().facts
 SMALL = {"customers": 3, "charges": 4, "subscriptions": 1, "invoices": 2, "products": 2, "payouts": 2}
 
 
@@ -31,18 +34,35 @@ def read(sim: StripeSimulator, sync_mode: str = "full_refresh", state: Optional[
                          configured_catalog(STREAMS, sync_mode), state, stop_when=stop_when)
 
 
+def key_of(stream: str, record: dict) -> tuple:
+    """A record's identity in its stream: its id, and for a child the parent it was read under."""
+    children = FACTS.stream(stream).children_of
+    return (record["id"], record[children.link_field]) if children else (record["id"],)
+
+
 def ids_by_account(run, stream: str) -> Dict[str, Counter]:
     out: Dict[str, Counter] = {}
     for record in run.records(stream):
-        out.setdefault(record["stripe_account_id"], Counter())[record["id"]] += 1
+        out.setdefault(record["stripe_account_id"], Counter())[key_of(stream, record)] += 1
     return out
+
+
+def held(sim: StripeSimulator, account: str, stream: str) -> List[dict]:
+    """What the simulator holds for `stream` in `account`, as records (children carry their parent's id)."""
+    facts = FACTS.stream(stream)
+    acting = None if account == sim.platform_account_id else account
+    parents = sim.objects(facts.resource, account=acting)
+    if not facts.children_of:
+        return parents
+    link = facts.children_of.link_field
+    return [{**child, link: parent["id"]} for parent in parents if facts.children_of.ready(parent)
+            for child in sim.paid_out_by(parent["id"], account=acting)]
 
 
 def expected_ids(sim: StripeSimulator, accounts: List[str], stream: str) -> Dict[str, Counter]:
     out = {}
     for account in accounts:
-        ids = Counter(o["id"] for o in sim.objects(stream, account=None if account == sim.platform_account_id
-                                                   else account))
+        ids = Counter(key_of(stream, record) for record in held(sim, account, stream))
         if ids:
             out[account] = ids
     return out
@@ -71,8 +91,12 @@ def test_all_reads_every_account_exactly_each_record_stamped_with_its_account(pl
     record = next(r for r in run.records("customers") if r["stripe_account_id"] == accounts["small"])
     assert record == {**sim.get("customers", record["id"], account=accounts["small"]),
                       "stripe_account_id": accounts["small"]}
+    for stream in (name for name in STREAMS if FACTS.stream(name).children_of):  # each child as Stripe sends it
+        by_key = {(account, key_of(stream, r)): r for account in everyone for r in held(sim, account, stream)}
+        assert all(record == {**by_key[(record["stripe_account_id"], key_of(stream, record))],
+                              "stripe_account_id": record["stripe_account_id"]} for record in run.records(stream))
     assert not run.errors()
-    assert run.stream_statuses("customers") == ["STARTED", "RUNNING", "COMPLETE"]
+    assert all(run.stream_statuses(stream) == ["STARTED", "RUNNING", "COMPLETE"] for stream in STREAMS)
 
 
 def test_an_explicit_list_reads_only_those_accounts(platform):
@@ -122,34 +146,102 @@ def test_a_second_sync_brings_a_new_account_whole_and_new_objects_once(platform)
         found = ids_by_account(second, stream)
         assert found.pop(newcomer, Counter()) == expected_ids(sim, [newcomer], stream).get(newcomer, Counter()), stream
         if stream == "customers":
-            assert found == {accounts["small"]: Counter({added["id"]: 1}), accounts["tiny"]: Counter({changed["id"]: 1})}
+            assert found == {accounts["small"]: Counter({(added["id"],): 1}),
+                             accounts["tiny"]: Counter({(changed["id"],): 1})}
         else:
-            assert found == {}, stream
+            assert found == still_unsettled(sim, first, stream), stream
     assert next(r for r in second.records("customers") if r["id"] == changed["id"])["email"] == "changed@example.com"
+
+
+def still_unsettled(sim: StripeSimulator, run, stream: str) -> Dict[str, Counter]:
+    """What an unsettled stream reads again after `run`: per account, everything from its oldest object that was still
+    unsettled (the state's `unsettled_since`) on, as it is now; nothing for other streams."""
+    if not FACTS.stream(stream).unsettled:
+        return {}
+    out = {}
+    for account, cursor in state_accounts(run, stream).items():
+        if "unsettled_since" in cursor:
+            out[account] = Counter(key_of(stream, r) for r in held(sim, account, stream)
+                                   if r["created"] >= int(cursor["unsettled_since"]))
+    return out
+
+
+def union_of(first, second, stream: str) -> Dict[str, Counter]:
+    union = ids_by_account(first, stream)
+    for account, ids in ids_by_account(second, stream).items():
+        union[account] = union.get(account, Counter()) + ids
+    return union
 
 
 def test_a_killed_sync_resumes_every_account_where_it_was(platform):
     sim, accounts = platform
-    last = accounts["tiny"]  # listed newest first: platform, empty, small, tiny
+    last = accounts["tiny"]  # one account at a time, listed newest first: platform, empty, small, tiny
 
     def second_account_started(run) -> bool:
         return any(r["stripe_account_id"] == accounts["small"] for r in run.records())
 
-    killed = read(sim, "incremental", connected_accounts="all", stop_when=second_account_started)
+    killed = read(sim, "incremental", connected_accounts="all", accounts_in_flight=1, stop_when=second_account_started)
     assert killed.returncode != 0
     assert not any(r["stripe_account_id"] == last for r in killed.records())
-    resumed = read(sim, "incremental", killed.final_state(), connected_accounts="all")
+    resumed = read(sim, "incremental", killed.final_state(), connected_accounts="all", accounts_in_flight=1)
 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not any(r["stripe_account_id"] == sim.platform_account_id for r in resumed.records())  # done before
     everyone = [sim.platform_account_id, *accounts.values()]
     for stream in STREAMS:
-        union = ids_by_account(killed, stream)
-        for account, ids in ids_by_account(resumed, stream).items():
-            union[account] = union.get(account, Counter()) + ids
+        union = union_of(killed, resumed, stream)
         expected = expected_ids(sim, everyone, stream)
         assert {a: set(ids) for a, ids in union.items()} == {a: set(ids) for a, ids in expected.items()}, stream
         assert union[last] == expected[last] if last in expected else True  # untouched account read once, whole
+
+
+def test_a_sync_killed_with_accounts_in_flight_resumes_each_account_from_its_own_state(platform):
+    sim, accounts = platform
+
+    def an_account_saved_its_state(run) -> bool:
+        return any(s["stream"]["stream_state"]["states"] for s in run.states())
+
+    killed = read(sim, "incremental", connected_accounts="all", accounts_in_flight=4,
+                  stop_when=an_account_saved_its_state)
+    assert killed.returncode != 0
+    saved = {s["stream"]["stream_descriptor"]["name"]: state_accounts(killed, s["stream"]["stream_descriptor"]["name"])
+             for s in killed.final_state()}
+    assert any(saved.values())
+    resumed = read(sim, "incremental", killed.final_state(), connected_accounts="all", accounts_in_flight=4)
+
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    everyone = [sim.platform_account_id, *accounts.values()]
+    for stream in STREAMS:
+        expected = expected_ids(sim, everyone, stream)
+        assert {a: set(ids) for a, ids in union_of(killed, resumed, stream).items()} == {
+            a: set(ids) for a, ids in expected.items()}, stream
+        if FACTS.stream(stream).children_of:
+            continue  # a child has no `created` of its stream's own
+        for account, cursor in saved.get(stream, {}).items():  # what an account saved is not read again
+            since = min(int(cursor[k]) for k in ("created", "unsettled_since") if k in cursor)
+            assert all(r["created"] >= since for r in resumed.records(stream) if r["stripe_account_id"] == account), (
+                stream, account)
+
+
+def test_an_account_that_leaves_the_platform_leaves_the_state_but_not_while_the_listing_fails(platform):
+    sim, accounts = platform
+    first = read(sim, "incremental", connected_accounts="all")
+    assert first.returncode == 0, first.stderr[-3000:]
+    gone = accounts["tiny"]
+    sim.remove_account(gone)
+    unlisting = "rk_test_CannotListAccounts00000000"  # the listing fails (403): nothing may be forgotten
+    sim.add_key(unlisting, mode="test", resources={FACTS.stream(name).resource for name in STREAMS} | {"events"})
+    failed = run_connector("read", simulator_config(sim.url, unlisting, connected_accounts="all"),
+                           configured_catalog(STREAMS, "incremental"), first.final_state())
+    assert failed.returncode != 0 and "rak_account_read" in failed.errors()[-1]["message"]
+    assert all(gone in state_accounts(failed, stream) for stream in STREAMS)
+
+    second = read(sim, "incremental", failed.final_state(), connected_accounts="all")
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    for stream in STREAMS:
+        assert set(state_accounts(second, stream)) == {sim.platform_account_id, accounts["small"], accounts["empty"]}
+    assert any(gone in line and "no longer" in line for line in second.logs("INFO"))
 
 
 def test_two_shards_cover_every_account_exactly_once(platform):
@@ -202,27 +294,52 @@ def test_a_bad_connect_config_is_refused_before_any_request_naming_the_field(pla
     assert not sim.stats.log
 
 
+def requests_by_account(sim: StripeSimulator, keep) -> Counter:
+    """The simulator's requests that `keep(entry)` selects, counted per account they acted on."""
+    return Counter(e["headers"].get("Stripe-Account") or sim.platform_account_id for e in sim.stats.log if keep(e))
+
+
+def is_child_list(entry: dict) -> bool:
+    """A stream of children's request for one parent's children (`?payout=po_...`)."""
+    asked = {name for name, _ in entry["params"]}
+    return any(FACTS.stream(name).children_of.filter in asked for name in STREAMS if FACTS.stream(name).children_of)
+
+
+def is_sub_list(entry: dict) -> bool:
+    """A request completing an embedded list beyond its first 10 items (`/v1/invoices/in_.../lines`)."""
+    return entry["path"].count("/") > 2
+
+
 def test_many_small_accounts_cost_two_requests_per_stream_then_one_window_each_and_one_events_request(platform):
     sim, _ = platform
     for n in range(8):
         sim.connect_account(counts=SMALL if n % 2 else {name: 0 for name in SMALL})
-    accounts = 1 + len(sim.connected_accounts())
+    everyone = [sim.platform_account_id, *sim.connected_accounts()]
     sim.reset_stats()
     first = read(sim, "incremental", connected_accounts="all")
     assert first.returncode == 0, first.stderr[-3000:]
-    lists = [e for e in sim.stats.log if e["path"] != "/v1/events" and "/lines" not in e["path"]]
-    # a size probe and one window per stream and account (the platform's tiny data fits in a page too), plus
-    # GET /v1/account and one page of GET /v1/accounts
-    assert len(lists) <= accounts * len(STREAMS) * 2 + 2
+    # every stream of every account: a size probe and one window (the platform's tiny data fits in a page too) ...
+    lists = requests_by_account(sim, lambda e: e["path"] not in ("/v1/events", "/v1/account", "/v1/accounts")
+                                and not is_child_list(e) and not is_sub_list(e))
+    assert set(lists) == set(everyone) and max(lists.values()) <= 2 * len(STREAMS)
+    # ... plus, for a stream of children, one request per ready parent, and one per embedded list longer than a page
+    parents = Counter()
+    for stream in (name for name in STREAMS if FACTS.stream(name).children_of):
+        parents.update({account: len({key[1] for key in ids}) for account, ids in
+                        expected_ids(sim, everyone, stream).items()})
+    assert requests_by_account(sim, is_child_list) == parents
+    sub_lists = [e["path"] for e in sim.stats.log if is_sub_list(e)]
+    assert len(sub_lists) == len(set(sub_lists))
+    assert [e["path"] for e in sim.stats.log].count("/v1/accounts") == 1
     assert any("accounts read" in line and "per account" in line and "500 reads per transaction" in line
                for line in first.logs())
 
     sim.reset_stats()
     second = read(sim, "incremental", first.final_state(), connected_accounts="all")
     assert second.returncode == 0, second.stderr[-3000:]
-    windows = [e for e in sim.stats.log if e["path"] not in ("/v1/events", "/v1/account", "/v1/accounts")]
-    assert len(windows) <= accounts * len(STREAMS)
-    assert len([e for e in sim.stats.log if e["path"] == "/v1/events"]) == accounts  # one each: nothing new
+    windows = requests_by_account(sim, lambda e: e["path"] not in ("/v1/events", "/v1/account", "/v1/accounts"))
+    assert set(windows) == set(everyone) and max(windows.values()) <= len(STREAMS)  # one per stream, at most
+    assert requests_by_account(sim, lambda e: e["path"] == "/v1/events") == Counter(dict.fromkeys(everyone, 1))
     assert not second.records()
 
 

@@ -59,3 +59,11 @@ def test_listing_accounts_needs_its_permission():
         sim.add_key("rk_test_NoConnect000000000000000", mode="test", resources={"customers"})
         answer = get(sim, "/v1/accounts", key="rk_test_NoConnect000000000000000")
         assert answer.status_code == 403 and "rak_account_read" in answer.json()["error"]["message"]
+
+
+def test_an_empty_account_holds_nothing_in_any_list():
+    with StripeSimulator(seed=7, size="tiny", preload=()) as sim:
+        empty = sim.connect_account(size="empty")
+        for resource in ("customers", "balance_transactions", "coupons", "prices", "transfers", "events"):
+            assert get(sim, f"/v1/{resource}", account=empty).json()["data"] == [], resource
+        assert sim.objects("coupons")  # the platform's generic lists are not empty

@@ -13,8 +13,9 @@ This module only chooses the accounts, hands each its state, and merges what eac
 - One account's failure (e.g. 403 `account_invalid`: it revoked the platform's access) fails that account only:
   its error traces are named after it, the other accounts are read with their records and state, and the sync
   ends with a summary naming each failed account.
-- Every request of every account paces through the one rate budget of the sync; accounts are read one after the
-  other and forgotten once read, so memory holds the state of the accounts, not the accounts themselves.
+- Every request of every account paces through the one rate budget of the sync. A few accounts are read at once
+  (account_pool.py: their waits for Stripe overlap), their messages merged in arrival order; each is forgotten once
+  read, so memory holds the state of the accounts and the few in flight, not the accounts themselves.
 - `account_shard: "k/n"` keeps the accounts whose id hashes (sha256) to shard k of n: n connections with the same
   key and shards 1/n..n/n read every account exactly once (the platform's own data too, by its id).
 """
@@ -24,7 +25,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
 
 import orjson
 import requests
@@ -46,6 +47,7 @@ from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_stripe_ontologie import error_messages as say
+from source_stripe_ontologie.account_pool import FINISHED, AccountPool
 from source_stripe_ontologie.components import api_base, stripe_headers
 from source_stripe_ontologie.key_mode import redact
 from source_stripe_ontologie.stream_facts import Permission
@@ -144,19 +146,25 @@ class AccountDirectory:
     def __init__(self, config: Mapping[str, Any], budget: Any, logger: Any) -> None:
         self._config = {k: v for k, v in config.items() if k != "account_id"}
         self._http = HttpClient(name="connected_accounts", logger=logger, api_budget=budget)
+        self.complete = False  # whether the last `connected()` listed every account
 
     def platform_id(self) -> str:
         return str(self._get("account", {})["id"])
 
     def connected(self) -> Iterator[str]:
-        """Every connected account id, newest first, a page of 100 at a time (never the whole list in memory)."""
+        """Every connected account id, newest first, a page of 100 at a time (never the whole list in memory).
+        `complete` turns true once the last page (no `has_more`) has been listed, and only then."""
+        self.complete = False
         after = None
         while True:
             page = self._get("accounts", {"limit": "100", **({"starting_after": after} if after else {})})
             data = page.get("data") or []
             for account in data:
                 yield str(account["id"])
-            if not page.get("has_more") or not data:
+            if not page.get("has_more"):
+                self.complete = True
+                return
+            if not data:  # more announced but none given: cut short, not the end of the list
                 return
             after = str(data[-1]["id"])
 
@@ -197,6 +205,15 @@ class PerAccountState:
     def of_account(self, account: str) -> List[AirbyteStateMessage]:
         return [_stream_state(name, cursors[account]) for name, cursors in self._cursors.items() if account in cursors]
 
+    def keep_only(self, accounts: Set[str]) -> List[str]:
+        """Drops every stream's entries of the accounts not in `accounts`; returns the dropped accounts, sorted."""
+        dropped: Set[str] = set()
+        for cursors in self._cursors.values():
+            for account in [a for a in cursors if a not in accounts]:
+                del cursors[account]
+                dropped.add(account)
+        return sorted(dropped)
+
     def update(self, stream: str, account: str, cursor: Mapping[str, Any]) -> None:
         self._cursors.setdefault(stream, {})[account] = dict(cursor)
 
@@ -216,7 +233,8 @@ class ConnectSync:
     """Reads each selected account with a single-account source, and merges their messages (module docstring)."""
 
     def __init__(self, selection: AccountSelection, config: Mapping[str, Any], state: PerAccountState,
-                 stream_names: Iterable[str], build_source: Any, directory: AccountDirectory, logger: Any) -> None:
+                 stream_names: Iterable[str], build_source: Any, directory: AccountDirectory, logger: Any,
+                 in_flight: int = 1) -> None:
         self._selection = selection
         self._config = {k: v for k, v in config.items() if k not in SELECTION_KEYS and k != "account_id"}
         self._state = state
@@ -228,6 +246,9 @@ class ConnectSync:
         self.read = 0  # accounts read without failure
         self._records: Dict[str, int] = {}
         self._incomplete: set = set()
+        self._failed_streams: Dict[str, set] = {}  # the accounts in flight: their streams that failed
+        self._in_flight = in_flight
+        self._seen: Set[str] = set()  # the accounts Stripe listed in this sync ("all" only)
         self._started: set = set()
         self._last_state: Dict[str, float] = {}
 
@@ -242,7 +263,9 @@ class ConnectSync:
 
     def _listed(self) -> Iterator[str]:
         try:
-            yield from self._directory.connected()
+            for account in self._directory.connected():
+                self._seen.add(account)
+                yield account
         except Exception as error:
             text = getattr(error, "message", None) or str(error)
             raise _config_error(
@@ -256,9 +279,14 @@ class ConnectSync:
         except Exception as error:
             raise _config_error(f"Could not read the platform's account (GET /v1/account): {error}") from None
         self._state.drop_unpartitioned(self._logger)
+        pool = AccountPool(self._in_flight, lambda account: self._account_messages(account, platform, catalog))
         try:
-            for account in self.accounts(platform):
-                yield from self._read_account(account, platform, catalog)
+            for account, message, failure in pool.messages(self.accounts(platform)):
+                if message is FINISHED:
+                    yield from self._finish(account, failure)
+                else:
+                    yield from self._merge(account, message)
+            self._forget_unlisted(platform)
         finally:
             for stream in self._state.streams():
                 yield self._state.message(stream)
@@ -267,49 +295,68 @@ class ConnectSync:
                 status = AirbyteStreamStatus.INCOMPLETE if stream in self._incomplete else AirbyteStreamStatus.COMPLETE
                 yield _status(stream, status)
 
-    def _read_account(self, account: str, platform: str, catalog: Any) -> Iterator[AirbyteMessage]:
+    def _forget_unlisted(self, platform: str) -> None:
+        """With "all", an account missing from a complete listing has left the platform (disconnected, deleted): its
+        state entries are dropped, so the state does not grow forever. Never after a failed or cut-short listing
+        (the account may still be there), and never with a list of ids (the user chose those accounts)."""
+        if self._selection.accounts != "all" or not self._directory.complete:
+            return
+        dropped = self._state.keep_only(self._seen | {platform})
+        if dropped:
+            shown = ", ".join(dropped[:20]) + (f" and {len(dropped) - 20} more" if len(dropped) > 20 else "")
+            self._logger.info(f"{len(dropped)} accounts are no longer among the connected accounts Stripe lists "
+                              f"(GET /v1/accounts): their saved state is dropped ({shown}). An account connected "
+                              f"again is read from its beginning.")
+        self._seen = set()
+
+    def _account_messages(self, account: str, platform: str, catalog: Any) -> Iterator[AirbyteMessage]:
+        """One account read by a single-account source of its own (on a reader thread of the pool)."""
         config = dict(self._config)
         if account != platform:
             config["account_id"] = account
-        source = self._build_source(config, self._state.of_account(account))
-        failed_streams = set()
-        try:
-            for message in source.read(self._logger, config, catalog, self._state.of_account(account)):
-                if message.type == Type.RECORD:
-                    message.record.data[ACCOUNT_FIELD] = account
+        state = self._state.of_account(account)
+        yield from self._build_source(config, state).read(self._logger, config, catalog, state)
+
+    def _merge(self, account: str, message: AirbyteMessage) -> Iterator[AirbyteMessage]:
+        """One message of one account into the sync's output: records stamped, state kept per account."""
+        if message.type == Type.RECORD:
+            message.record.data[ACCOUNT_FIELD] = account
+            yield message
+        elif message.type == Type.STATE and message.state.stream:
+            name = message.state.stream.stream_descriptor.name
+            self._state.update(name, account, _as_dict(message.state.stream.stream_state))
+            now = time.monotonic()
+            if now - self._last_state.get(name, 0.0) >= STATE_EVERY_SECONDS:
+                self._last_state[name] = now
+                yield self._state.message(name)
+        elif message.type == Type.TRACE and message.trace.type == TraceType.STREAM_STATUS:
+            status = message.trace.stream_status
+            name = status.stream_descriptor.name
+            if status.status == AirbyteStreamStatus.INCOMPLETE:
+                self._failed_streams.setdefault(account, set()).add(name)
+            elif status.status in (AirbyteStreamStatus.STARTED, AirbyteStreamStatus.RUNNING):
+                if (name, status.status) not in self._started:
+                    self._started.add((name, status.status))
+                    self._started.add(name)
                     yield message
-                elif message.type == Type.STATE and message.state.stream:
-                    name = message.state.stream.stream_descriptor.name
-                    self._state.update(name, account, _as_dict(message.state.stream.stream_state))
-                    now = time.monotonic()
-                    if now - self._last_state.get(name, 0.0) >= STATE_EVERY_SECONDS:
-                        self._last_state[name] = now
-                        yield self._state.message(name)
-                elif message.type == Type.TRACE and message.trace.type == TraceType.STREAM_STATUS:
-                    status = message.trace.stream_status
-                    name = status.stream_descriptor.name
-                    if status.status == AirbyteStreamStatus.INCOMPLETE:
-                        failed_streams.add(name)
-                    elif status.status in (AirbyteStreamStatus.STARTED, AirbyteStreamStatus.RUNNING):
-                        if (name, status.status) not in self._started:
-                            self._started.add((name, status.status))
-                            self._started.add(name)
-                            yield message
-                elif message.type == Type.TRACE and message.trace.type == TraceType.ERROR:
-                    error = message.trace.error
-                    error.message = f"Account {account}: {error.message}"
-                    if error.stream_descriptor:
-                        failed_streams.add(error.stream_descriptor.name)
-                    yield message
-                else:
-                    yield message
-        except Exception as failure:  # this account only: the others are read as usual
+        elif message.type == Type.TRACE and message.trace.type == TraceType.ERROR:
+            error = message.trace.error
+            error.message = f"Account {account}: {error.message}"
+            if error.stream_descriptor:
+                self._failed_streams.setdefault(account, set()).add(error.stream_descriptor.name)
+            yield message
+        else:
+            yield message
+
+    def _finish(self, account: str, failure: Optional[BaseException]) -> Iterator[AirbyteMessage]:
+        """An account's end: its failure (its own only), then its progress in the state."""
+        if failure is not None:
             text = getattr(failure, "message", None) or str(failure)
             self.failures[account] = text
             self._logger.error(f"Account {account} did not sync: {text}")
         else:
             self.read += 1
-        self._incomplete |= failed_streams
+        self._incomplete |= self._failed_streams.pop(account, set())
         for name in self._state.streams():  # this account's progress, unless that would flood the output
             now = time.monotonic()
             if self._state.accounts(name) <= STATE_AFTER_EACH_ACCOUNT_UP_TO or (

@@ -26,6 +26,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_stripe_ontologie import cdk_seam
 from source_stripe_ontologie.cdk_seam import FinishedWindowsStateConverter
+from source_stripe_ontologie.account_pool import in_flight_for
 from source_stripe_ontologie.check import ReadAccessProbe
 from source_stripe_ontologie.children import ChildrenExpansion
 from source_stripe_ontologie.components import SubListCompleter
@@ -71,7 +72,7 @@ def manifest_path() -> Path:
     return packaged if packaged.exists() else PACKAGE_DIR.parent / "manifest.yaml"
 
 
-class SourceStripeOntologie(YamlDeclarativeSource):
+class SourceStripeOntologie(cdk_seam.ManifestPreparedOnce, YamlDeclarativeSource):
     """Stripe source built from `manifest.yaml`.
 
     CDK 7 reads with the config, catalog and state given at construction (not those passed to `read`), so the
@@ -198,15 +199,18 @@ class SourceStripeOntologie(YamlDeclarativeSource):
             resumed |= set(self.facts.names)
         report = SyncReport(mode, self.config["client_secret"], self.config.get("account_id"),
                             streams_with_state=resumed)
-        count_in_log = RecordCountInLog(report)
-        self.logger.addFilter(count_in_log)
+        # The page lane's counts (the top source's only): a Connect sync's accounts share this logger, at once
+        count_in_log = RecordCountInLog(report) if not self._nested else None
+        if count_in_log is not None:
+            self.logger.addFilter(count_in_log)
         try:
             for message in super().read(logger, config, catalog, state):
                 yield from report.observe(message)
         except AirbyteTracedException as failure:
             raise report.failure(failure) from None
         finally:
-            self.logger.removeFilter(count_in_log)
+            if count_in_log is not None:
+                self.logger.removeFilter(count_in_log)
             if self._rate_budget is not None and not self._nested:
                 logger.info(self._rate_budget.summary())
 
@@ -217,17 +221,25 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         logger.info(self._mode().announcement)
         budget = self.rate_budget()
         cdk_seam.cache_component_schema()  # one source is built per account
+        limits = budget.limits if budget else RateLimits.for_mode(live=True)
+        in_flight = in_flight_for(limits.per_account, self.config.get("accounts_in_flight"))
+        # The accounts in flight share the sync's workers: each account's own threads (and their memory) are a
+        # share, not the whole number again.
+        workers_per_account = max(2, self.workers() // in_flight)
 
         def account_source(config: Mapping[str, Any],
                            state: List[AirbyteStateMessage]) -> "SourceStripeOntologie":
+            config = {**config, "num_workers": workers_per_account}
             source = SourceStripeOntologie(config=config, catalog=self._catalog or catalog, state=state)
             source._rate_budget = budget
             source._nested = True
             return source
 
+        logger.info(f"Reading up to {in_flight} accounts at once ({workers_per_account} workers each), all within "
+                    f"one rate budget of {limits.per_account:g} requests/s.")
         sync = ConnectSync(self._accounts, self.config, PerAccountState(self._incoming_state),
                            [configured.stream.name for configured in catalog.streams], account_source,
-                           AccountDirectory(self.config, budget, logger), logger)
+                           AccountDirectory(self.config, budget, logger), logger, in_flight=in_flight)
         try:
             yield from sync.messages(catalog)
         finally:
@@ -259,7 +271,9 @@ class SourceStripeOntologie(YamlDeclarativeSource):
         # A stream within one page is one window; a bigger one is windowed up to its newest object, then one tail.
         self._newest = {name: history.newest for name, history in found.items() if history.one_window_days is None}
         budget = self.rate_budget()
-        if budget is not None:  # the stream with the most pages for its endpoint's limit goes first (rate_budget.py)
+        # The stream with the most pages for its endpoint's limit goes first (rate_budget.py); not between the
+        # accounts of a Connect sync, which share one budget and read the same endpoints at once.
+        if budget is not None and not self._nested:
             budget.expect_pages({f"/v1/{to_probe[name].resource}": history.pages for name, history in found.items()})
         cdk_seam.replace_source_config(self, {
             **self.config, HISTORY_START_KEY: {name: history.start for name, history in found.items()},
@@ -267,9 +281,13 @@ class SourceStripeOntologie(YamlDeclarativeSource):
                               if history.one_window_days is not None}})
 
     def _register_key(self) -> None:
-        """The entry point registers the key as written (padding included), and only on the command line."""
+        """The entry point registers the key as written (padding included), and only on the command line.
+
+        An account's source of a Connect sync has the sync's key, registered by the sync's source: registering it
+        again per account would lengthen the CDK's list of secrets, which every log line is scrubbed against, by one
+        entry per account (10,000 accounts: 10,000 replacements per line)."""
         key = self.config.get("client_secret")
-        if isinstance(key, str) and key.strip():
+        if isinstance(key, str) and key.strip() and not self._nested:
             add_to_secrets(key.strip())
 
     def _refuse_unusable_config(self) -> None:

@@ -280,3 +280,26 @@ def test_settling_keeps_no_proxy_for_the_requesters_host(monkeypatch):
     settled = requester._http_client._session.merge_environment_settings(  # noqa: SLF001
         requester.get_url(), {}, None, None, None)
     assert "https" not in settled["proxies"]
+
+
+def test_a_manifest_is_prepared_and_validated_once_and_each_source_gets_its_own_copy(monkeypatch):
+    """14.: the CDK prepares and validates the manifest through `_pre_process_manifest` and `_validate_source`; if it
+    stops calling them, or prepares differently, every account of a Connect sync pays again, or a source reads a
+    manifest unlike the CDK's own."""
+    from airbyte_cdk.sources.declarative import concurrent_declarative_source as module
+    from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+
+    from source_stripe_ontologie.source import manifest_path
+
+    plain = YamlDeclarativeSource(path_to_yaml=str(manifest_path()), config=config())  # the CDK's own preparation
+    cdk_seam.ManifestPreparedOnce._prepared.clear()
+    validations = []
+    original = module.validate_manifest
+    monkeypatch.setattr(module, "validate_manifest", lambda *a: validations.append(1) or original(*a))
+    first, second = SourceStripeOntologie(config=config()), SourceStripeOntologie(config=config())
+
+    assert validations == [1]  # the second source reused the first one's prepared, validated manifest
+    assert first.resolved_manifest == second.resolved_manifest == plain.resolved_manifest
+    assert first.resolved_manifest is not second.resolved_manifest
+    first.resolved_manifest["streams"].clear()
+    assert second.resolved_manifest["streams"] and SourceStripeOntologie(config=config()).resolved_manifest["streams"]

@@ -2,7 +2,7 @@
 import pytest
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_stripe_ontologie.connected_accounts import AccountSelection, PerAccountState, shard_of
+from source_stripe_ontologie.connected_accounts import AccountSelection, ConnectSync, PerAccountState, shard_of
 from source_stripe_ontologie.incremental import IncomingStateValidator
 from airbyte_cdk.models import AirbyteStateMessage, AirbyteStateType, AirbyteStreamState, StreamDescriptor, AirbyteStateBlob
 
@@ -51,3 +51,95 @@ def test_a_per_account_state_is_validated_entry_by_entry():
             {"partition": {"stripe_account_id": "acct_1A"}, "cursor": {"created": "soon"}}]})])
     with pytest.raises(AirbyteTracedException, match="per-account entry"):
         validator.validate([message("customers", {"states": [{"cursor": {"created": "1"}}]})])
+
+
+class FakeDirectory:
+    """GET /v1/account and /v1/accounts as pages of ids; `cut_short` ends on a page that announces more but has none."""
+
+    def __init__(self, pages, cut_short=False, fails=False):
+        self._pages, self._cut_short, self._fails = pages, cut_short, fails
+        self.complete = False
+
+    def platform_id(self):
+        return "acct_1Platform"
+
+    def connected(self):
+        self.complete = False
+        for page in self._pages:
+            yield from page
+        if self._fails:
+            raise ConnectionError("GET /v1/accounts failed")
+        self.complete = not self._cut_short
+
+
+class EmptyAccountSource:
+    """An account's source that reads nothing new (its state is kept as it was)."""
+
+    def read(self, logger, config, catalog, state):
+        return iter(())
+
+
+class Log:
+    def __init__(self):
+        self.infos = []
+
+    def info(self, text):
+        self.infos.append(text)
+
+    warning = error = info
+
+
+def saved_accounts(selection, directory, log=None):
+    state = PerAccountState([message("customers", {"states": [
+        {"partition": {"stripe_account_id": a}, "cursor": {"created": "5"}}
+        for a in ("acct_1Platform", "acct_1Stays", "acct_1Left")]})])
+    sync = ConnectSync(selection, {"client_secret": "rk_test_x"}, state, ["customers"],
+                       lambda config, state: EmptyAccountSource(), directory, log or Log(), in_flight=2)
+    messages = []
+    try:
+        for emitted in sync.messages(catalog=None):
+            messages.append(emitted)
+    except AirbyteTracedException:
+        pass  # a listing that failed fails the sync, after the state is written
+    final = [m for m in messages if m.state][-1].state.stream.stream_state
+    return sorted(entry["partition"]["stripe_account_id"] for entry in final.states)
+
+
+def test_an_account_missing_from_a_complete_listing_loses_its_state_saying_so():
+    log = Log()
+    kept = saved_accounts(AccountSelection("all"), FakeDirectory([["acct_1Stays"]]), log)
+
+    assert kept == ["acct_1Platform", "acct_1Stays"]
+    assert any("acct_1Left" in line and "no longer" in line for line in log.infos)
+
+
+@pytest.mark.parametrize("directory", [FakeDirectory([["acct_1Stays"]], cut_short=True),
+                                       FakeDirectory([["acct_1Stays"]], fails=True)], ids=["cut short", "failed"])
+def test_a_listing_cut_short_or_failed_forgets_no_account(directory):
+    assert saved_accounts(AccountSelection("all"), directory) == ["acct_1Left", "acct_1Platform", "acct_1Stays"]
+
+
+def test_an_explicit_list_forgets_no_account():
+    directory = FakeDirectory([])
+    assert saved_accounts(AccountSelection(["acct_1Stays"]), directory) == ["acct_1Left", "acct_1Platform",
+                                                                           "acct_1Stays"]
+
+
+def test_a_connect_sync_registers_its_key_as_a_secret_once_not_once_per_account(requests_mock, monkeypatch):
+    """The CDK scrubs every log line against each registered secret: one entry per account would make 10,000
+    accounts cost 10,000 replacements per line."""
+    from source_stripe_ontologie import source as source_module
+    from unit_tests.factories import API, config, list_page
+    from unit_tests.reads import read_streams
+
+    registered = []
+    monkeypatch.setattr(source_module, "add_to_secrets", registered.append)
+    requests_mock.get(f"{API}/v1/account", json={"id": "acct_1Platform", "object": "account"})
+    requests_mock.get(f"{API}/v1/customers", json=list_page([], has_more=False, url="/v1/customers"))
+    accounts = [f"acct_1Connected{n}" for n in range(5)]
+
+    output = read_streams(config(connected_accounts=accounts), "customers")
+
+    assert {r.headers.get("Stripe-Account") for r in requests_mock.request_history} >= set(accounts)
+    assert not output.errors
+    assert registered == [config()["client_secret"]]

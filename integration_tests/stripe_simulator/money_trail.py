@@ -394,7 +394,8 @@ def build(dataset, clock: Callable[[], float]) -> MoneyTrail:
                 1 + k % 3, None))
     trail.objects["prices"] = prices
     first = min((c["created"] for c in dataset.objects["customers"]), default=1640995200)
-    for k in range(max(3, len(dataset.objects["customers"]) // 8)):
+    customer_count = len(dataset.objects["customers"])  # an empty account (no customers) has no coupons either
+    for k in range(max(3, customer_count // 8) if customer_count else 0):
         trail.objects["coupons"].append(trail.coupon(first + k * 7 * DAY + trail.rng.randint(0, DAY)))
     balance = UnpaidBalance()
     due = sorted(trail.objects["balance_transactions"], key=lambda t: (t["available_on"], t["created"], t["id"]))

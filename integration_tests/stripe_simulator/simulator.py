@@ -201,7 +201,9 @@ class StripeSimulator:
                     counts = self.counts if connected is None else connected.counts
                     try:
                         dataset = Dataset.generate(seed=seed, counts=counts, livemode=mode == "live")
-                        state = ModeState(dataset, self._generic_maker(mode == "live", seed), lambda: self.clock())
+                        empty = connected is not None and not any(counts.values())  # an empty account: nothing
+                        state = ModeState(dataset, self._generic_maker(mode == "live", seed, empty),
+                                          lambda: self.clock())
                         state.account = None if connected is None else account
                     finally:
                         if was_enabled:
@@ -213,9 +215,9 @@ class StripeSimulator:
                     self._states[key] = state
         return state
 
-    def _generic_maker(self, livemode: bool, seed=None) -> Callable[[str], GenericObjects]:
+    def _generic_maker(self, livemode: bool, seed=None, empty: bool = False) -> Callable[[str], GenericObjects]:
         def make(resource: str) -> GenericObjects:
-            count = self.generic_counts.get(resource, self.generic_count)
+            count = 0 if empty else self.generic_counts.get(resource, self.generic_count)
             return GenericObjects(self.catalog[resource], self.seed if seed is None else seed, livemode, count)
         return make
 
@@ -262,6 +264,12 @@ class StripeSimulator:
     def revoke_account(self, account_id: str) -> None:
         """The account disconnects the platform: its requests answer 403 ``account_invalid`` from now on."""
         self._accounts[account_id].revoked = True
+
+    def remove_account(self, account_id: str) -> None:
+        """The account leaves the platform (deleted, or its connection removed): ``GET /v1/accounts`` no longer lists
+        it."""
+        with self._lock:
+            del self._accounts[account_id]
 
     def connected_accounts(self) -> List[str]:
         """The connected accounts' ids, newest first (as ``GET /v1/accounts`` lists them), revoked ones included."""
@@ -336,6 +344,14 @@ class StripeSimulator:
         state = self._state(mode, account)
         with self._lock:
             return json.loads(dumps(state.trail.sub_lists.get(url, [])))
+
+    def paid_out_by(self, payout_id: str, mode: str = "test", account: Optional[str] = None) -> List[dict]:
+        """The balance transactions an automatic payout paid out, its own included (what
+        ``GET /v1/balance_transactions?payout=<id>`` lists); empty for a manual payout."""
+        state = self._state(mode, account)
+        with self._lock:
+            ids = list(state.trail.payout_transactions.get(payout_id, []))
+            return [json.loads(state.collections["balance_transactions"].by_id[i].json) for i in ids]
 
     def events(self, mode: str = "test", types: Optional[Iterable[str]] = None,
                account: Optional[str] = None) -> List[dict]:
