@@ -183,6 +183,27 @@ class EventsCursorStateConverter(FinishedWindowsStateConverter):
         return state
 
 
+class RequesterOnFirstUse:
+    """A requester built when its first request is sent.
+
+    Every incremental stream gets an events lister and an object fetcher, each with its own requester built from
+    the manifest (~4 ms of CPU each). A first sync, a full refresh, or a Connect account with no new events never
+    sends them a request, yet built all of them: ~0.15 s per source for 17 streams, paid again for every account of
+    a Connect sync.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._requester: Optional[Any] = None
+        self._lock = threading.Lock()
+
+    def send_request(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            if self._requester is None:
+                self._requester = self._build()
+        return self._requester.send_request(*args, **kwargs)
+
+
 class ChangeCaptureCursor(CursorDecorator):
     """The stream's cursor as the CDK sees it: `created` windows go to the CDK's ConcurrentCursor, the changed
     objects partitions to the EventsCheckpoint (they have no `created` window to add to the state)."""
@@ -392,9 +413,9 @@ class ChangeCapture:
         """A requester of `target`'s resource whose errors name `stream` (and `target`'s permission)."""
         # 404 on an object by id: deleted since its event (the next sync reads the deletion)
         gone = [{"type": "HttpResponseFilter", "http_codes": [404], "action": "IGNORE"}] if missing_is_gone else None
-        return cdk_seam.build_requester(self._factory, self._requester_definition,
-                                        stream.requester_parameters(target), self._config,
-                                        name=f"{stream.name}_{target.resource}", extra_filters=gone)
+        return RequesterOnFirstUse(functools.partial(
+            cdk_seam.build_requester, self._factory, self._requester_definition, stream.requester_parameters(target),
+            self._config, name=f"{stream.name}_{target.resource}", extra_filters=gone))
 
     def _start_date(self) -> int:
         start = self._config.get("start_date")

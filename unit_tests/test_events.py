@@ -9,6 +9,8 @@ import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.state_builder import StateBuilder
 
+from source_stripe_ontologie import SourceStripeOntologie, cdk_seam
+from source_stripe_ontologie.change_capture import RequesterOnFirstUse
 from source_stripe_ontologie.stripe_events import MAX_TYPES_PER_REQUEST
 from unit_tests.factories import (
     API,
@@ -16,6 +18,7 @@ from unit_tests.factories import (
     FACTS,
     LiveList,
     change,
+    config,
     config_since,
     delete,
     fetched_by_id,
@@ -422,3 +425,22 @@ def test_a_key_without_events_read_fails_the_stream_naming_the_permission_and_ho
     assert TEST_KEY not in stream_error.message
     assert emitted_ids(output) == [new["id"]]  # the created windows still deliver
     assert last_stream_state(output, "payouts")["events_created"] == str(previous)
+
+
+def test_change_captures_requesters_are_built_on_their_first_request_only(monkeypatch):
+    built = []
+    build = cdk_seam.build_requester
+    monkeypatch.setattr(cdk_seam, "build_requester", lambda *a, **k: built.append(k["name"]) or build(*a, **k))
+    source = SourceStripeOntologie(config=config())
+    source.streams(source.config)
+    change_capture = {f"{name}_{target}" for name, facts in FACTS.streams.items() for target in (facts.resource, "events")}
+    events_or_by_id = [name for name in built if name in change_capture]
+    assert events_or_by_id == []  # no stream sent an events or by-id request yet: none of their requesters was built
+    built.clear()
+
+    sent = []
+    requester = RequesterOnFirstUse(lambda: built.append("once") or type("R", (), {
+        "send_request": staticmethod(lambda **kwargs: sent.append(kwargs))})())
+    requester.send_request(path="ch_1")
+    requester.send_request(path="ch_2")
+    assert built == ["once"] and sent == [{"path": "ch_1"}, {"path": "ch_2"}]
