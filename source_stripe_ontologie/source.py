@@ -4,6 +4,7 @@ from __future__ import annotations
 import calendar
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional
 
@@ -136,7 +137,8 @@ class SourceStripeOntologie(cdk_seam.ManifestPreparedOnce, YamlDeclarativeSource
             # The page lane carries pages, not records: streams whose wrappers look at each record (unsettled
             # objects, children of parents) keep the record-by-record path.
             pages = None if facts is not None and (facts.unsettled or facts.children_of) else self.page_allowance
-            partitions, cursor = change_capture.wrap(stream.name, BuiltPartitions(stream, pages, self._newest.get(stream.name)), cursor)
+            windows_read = BuiltPartitions(stream, pages, self._newest.get(stream.name))
+            partitions, cursor = change_capture.wrap(stream.name, windows_read, cursor)
             partitions, cursor = unsettled.wrap(facts, partitions, cursor, windows)
             partitions, cursor = children.wrap(facts, partitions, cursor)
             if ours is not None and isinstance(cursor, ConcurrentCursor):
@@ -274,7 +276,10 @@ class SourceStripeOntologie(cdk_seam.ManifestPreparedOnce, YamlDeclarativeSource
         # The stream with the most pages for its endpoint's limit goes first (rate_budget.py); not between the
         # accounts of a Connect sync, which share one budget and read the same endpoints at once.
         if budget is not None and not self._nested:
-            budget.expect_pages({f"/v1/{to_probe[name].resource}": history.pages for name, history in found.items()})
+            pages: Counter = Counter()  # streams listing the same resource share its endpoint
+            for name, history in found.items():
+                pages[f"/v1/{to_probe[name].resource}"] += history.pages
+            budget.expect_pages(dict(pages))
         cdk_seam.replace_source_config(self, {
             **self.config, HISTORY_START_KEY: {name: history.start for name, history in found.items()},
             WINDOW_DAYS_KEY: {name: history.one_window_days for name, history in found.items()

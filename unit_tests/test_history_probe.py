@@ -1,8 +1,10 @@
 """A first sync starts each stream's windows where its history begins, found with a few requests."""
 from __future__ import annotations
 
-from source_stripe_ontologie.history_probe import DAY, HistoryStartProbe, ProbedList
-from unit_tests.factories import objects, query_of
+from source_stripe_ontologie import SourceStripeOntologie
+from source_stripe_ontologie.history_probe import DAY, History, HistoryStartProbe, ProbedList
+from unit_tests.factories import config, objects, query_of
+from unit_tests.reads import catalog
 
 FLOOR = 1_293_840_000  # 2011-01-01
 NOW = 1_790_000_000
@@ -96,7 +98,8 @@ def test_a_failing_probe_leaves_the_configured_start():
     assert probe.histories({"charges": CHARGES}, FLOOR, NOW) == {}
 
 
-def test_a_first_sync_of_a_big_stream_starts_its_windows_within_one_window_of_its_oldest_object(requests_mock, read_stripe):
+def test_a_first_sync_of_a_big_stream_starts_its_windows_within_one_window_of_its_oldest_object(requests_mock,
+                                                                                                  read_stripe):
     from unit_tests.factories import API, config, paged_responder
 
     charges = objects("charges", 150, newest=1_700_000_000)
@@ -150,3 +153,18 @@ def test_a_bigger_stream_tells_how_many_pages_its_history_should_take():
 
     assert history.one_window_days is None
     assert 9 <= history.pages <= 12  # 1,000 objects evenly spread: 10 pages (the start lies up to a day before)
+
+
+def test_streams_listing_the_same_resource_add_their_pages_to_that_endpoints_estimate(monkeypatch):
+    found = {"payouts": History(FLOOR, None, NOW, 30), "payout_balance_transactions": History(FLOOR, None, NOW, 30),
+             "charges": History(FLOOR, None, NOW, 50)}
+    monkeypatch.setattr(HistoryStartProbe, "histories", lambda self, streams, floor, until: found)
+    source = SourceStripeOntologie(config=config(probe_history_start=True, max_requests_per_second=None,
+                                                 max_requests_per_endpoint_per_second=None,
+                                                 client_secret="rk_live_51ProbeTestKeyAbCdEfGh0000wxyz"))
+    expected = []
+    monkeypatch.setattr(source.rate_budget(), "expect_pages", expected.append)
+
+    source._start_streams_where_their_history_begins(catalog(*found))
+
+    assert expected == [{"/v1/payouts": 60, "/v1/charges": 50}]  # both payout streams read /v1/payouts
