@@ -115,7 +115,8 @@ def write_lines(lines: Iterable[bytes], write: Callable[[bytes], None], per_writ
     every non-record message prompt and memory small.
 
     The CDK's `print` per message takes the print buffer's lock, reads the clock and copies each line twice; a
-    sync writes one line per record. Lines stay bytes from orjson to the file descriptor (`StdoutWriter`). Record lines are gathered into writes of about `per_write` characters; a
+    sync writes one line per record. Lines stay bytes from orjson to the file descriptor (`StdoutWriter`). Record
+    lines are gathered into writes of about `per_write` bytes; a
     state, log, status or trace line flushes the records before it together with itself, so the order of the
     lines is kept, and a state message is never written before the records it counts.
     """

@@ -433,7 +433,8 @@ def test_change_captures_requesters_are_built_on_their_first_request_only(monkey
     monkeypatch.setattr(cdk_seam, "build_requester", lambda *a, **k: built.append(k["name"]) or build(*a, **k))
     source = SourceStripeOntologie(config=config())
     source.streams(source.config)
-    change_capture = {f"{name}_{target}" for name, facts in FACTS.streams.items() for target in (facts.resource, "events")}
+    change_capture = {f"{name}_{target}" for name, facts in FACTS.streams.items()
+                      for target in (facts.resource, "events")}
     events_or_by_id = [name for name in built if name in change_capture]
     assert events_or_by_id == []  # no stream sent an events or by-id request yet: none of their requesters was built
     built.clear()

@@ -41,7 +41,8 @@ def main(argv=None) -> int:
         state = None
         for name in ("first", "incremental, nothing new"):
             sim.reset_stats()
-            run = run_connector("read", config, configured_catalog(SIX_STREAMS if args.six else STREAMS, "incremental"), state, timeout=36_000)
+            catalog = configured_catalog(SIX_STREAMS if args.six else STREAMS, "incremental")
+            run = run_connector("read", config, catalog, state, timeout=36_000)
             requests = sim.stats.total
             accounts = 1 + args.accounts + args.big
             records = len(run.records())
