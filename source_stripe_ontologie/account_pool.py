@@ -9,11 +9,12 @@ How: `in_flight` reader threads take the next account from the (lazy) account it
 messages, then its end (with its failure, if any), on a bounded queue. The consumer (ConnectSync, on the calling
 thread) gets them in arrival order: an account's own messages stay in their order, so its state still only follows
 its own finished reads. The queue is bounded, so readers wait when the output is slow, and an account is forgotten
-once read: memory holds `in_flight` accounts, not all of them. A failure while listing the accounts ends the sync
-(raised on the consumer's thread); a failure while reading an account ends that account only.
+once read (AccountSweeper frees it): memory holds `in_flight` accounts, not all of them. A failure while listing the
+accounts ends the sync (raised on the consumer's thread); a failure while reading an account ends that account only.
 """
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
@@ -32,11 +33,37 @@ def in_flight_for(requests_per_second: float, configured: Optional[int] = None) 
     return max(2, min(8, int(requests_per_second // 12.5)))
 
 
+class AccountSweeper:
+    """Frees the accounts already read: a full garbage collection once every `every` accounts have finished.
+
+    Why: an account is read by a source of its own, a graph of CDK components that point at each other (streams,
+    cursors, requesters, their parameters). Reference counting never frees such a graph once the account is done;
+    only Python's cyclic collector does. The sync tunes that collector for records (run.tune_gc: young collections
+    every 50,000 allocations), which leaves full collections ~150 small accounts apart, so peak RSS grew with the
+    number of accounts: 160 -> 314 MB over 300 small accounts, ~0.5 MB each. Collecting once per round of accounts
+    in flight keeps at most about one round of read accounts in memory, however many accounts the platform has.
+    Each collection walks only what start-up did not freeze; its cost is mostly freeing the read accounts (~13,000
+    objects each), which would be paid anyway: the same CPU time in all over a sync, in more, smaller pauses.
+    """
+
+    def __init__(self, every: int, collect: Callable[[], Any] = gc.collect) -> None:
+        self._every = max(1, every)
+        self._collect = collect
+        self._finished = 0
+
+    def account_finished(self) -> None:
+        self._finished += 1
+        if self._finished % self._every == 0:
+            self._collect()
+
+
 class AccountPool:
     """Runs `read(account)` for up to `in_flight` accounts at once and merges what they yield (module docstring)."""
 
-    def __init__(self, in_flight: int, read: Callable[[str], Iterable[Any]], queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(self, in_flight: int, read: Callable[[str], Iterable[Any]], queue_size: int = QUEUE_SIZE,
+                 sweeper: Optional[AccountSweeper] = None) -> None:
         self._in_flight = max(1, in_flight)
+        self._sweeper = sweeper or AccountSweeper(self._in_flight)
         self._read = read
         self._queue: "queue.Queue[Tuple[Optional[str], Any, Optional[BaseException]]]" = queue.Queue(queue_size)
         self._stop = threading.Event()
@@ -58,6 +85,8 @@ class AccountPool:
                 elif account is None:  # the accounts could not be listed: the sync cannot go on
                     raise failure  # type: ignore[misc]
                 else:
+                    if message is FINISHED:  # its reader has let go of the account's source
+                        self._sweeper.account_finished()
                     yield account, message, failure
         finally:
             self._stop.set()

@@ -1,11 +1,13 @@
 """Accounts read at once (account_pool.py): overlapping, each account's messages in order, failures its own."""
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import pytest
 
-from source_stripe_ontologie.account_pool import FINISHED, AccountPool, in_flight_for
+from source_stripe_ontologie.account_pool import FINISHED, AccountPool, AccountSweeper, in_flight_for
 
 
 def by_account(items):
@@ -86,3 +88,41 @@ def test_readers_wait_for_the_output_instead_of_holding_every_account_in_memory(
 def test_the_default_follows_the_rate_budget():
     assert in_flight_for(90.0) == 7 and in_flight_for(22.5) == 2 and in_flight_for(10_000.0) == 8
     assert in_flight_for(22.5, configured=5) == 5
+
+
+class CyclicSource:
+    """Like an account's source of CDK components: parts that point back at each other, so only the cyclic
+    collector frees it."""
+
+    def __init__(self) -> None:
+        self.streams = [{"source": self}]
+
+
+def test_accounts_already_read_are_freed_though_their_sources_are_cycles():
+    sources = []
+
+    def read(account):
+        source = CyclicSource()
+        sources.append(weakref.ref(source))
+        yield account
+
+    gc.disable()  # the collector as a sync tunes it: rarely, if ever, on its own
+    try:
+        for _ in AccountPool(2, read).messages([f"acct_1{n}" for n in range(40)]):
+            pass
+        alive = sum(source() is not None for source in sources)
+    finally:
+        gc.enable()
+
+    assert len(sources) == 40
+    assert alive <= 2 + 2  # at most the accounts in flight and one round read since the last collection
+
+
+def test_the_sweeper_collects_once_per_round_of_accounts_in_flight():
+    collections = []
+    sweeper = AccountSweeper(3, collect=lambda: collections.append(len(collections)))
+
+    for _ in range(10):
+        sweeper.account_finished()
+
+    assert len(collections) == 3  # after the 3rd, 6th and 9th account
