@@ -57,10 +57,9 @@ SELECTION_KEYS = ("connected_accounts", "include_platform_account", "account_sha
 ACCOUNTS_PERMISSION = "rak_account_read"
 _SHARD = re.compile(r"^([0-9]+)/([0-9]+)$")
 _ACCOUNT_ID = re.compile(r"^acct_[0-9A-Za-z]+$")
-# A per-partition state lists every account, so with many accounts it is emitted at most every STATE_EVERY_SECONDS
-# per stream (a killed sync re-reads at most those seconds); with few, also after each account.
-STATE_EVERY_SECONDS = 2.0
-STATE_AFTER_EACH_ACCOUNT_UP_TO = 100
+STATE_EVERY_SECONDS = 2.0  # a stream's checkpoints: at least this far apart (StateCheckpoints) ...
+STATE_SECONDS_PER_ACCOUNT = 0.02  # ... and this much per account its state lists
+STATE_AFTER_EACH_ACCOUNT_UP_TO = 100  # up to this many accounts, also after each finished account
 
 
 def shard_of(account_id: str, shards: int) -> int:
@@ -229,12 +228,40 @@ class PerAccountState:
         return AirbyteMessage(type=Type.STATE, state=_stream_state(stream, {"states": states}))
 
 
+class StateCheckpoints:
+    """Says when a stream's per-account state is due in the output: spaced by the number of accounts it lists.
+
+    Why: a per-partition state message lists every account (~130 bytes each per stream), and Airbyte stores every
+    checkpoint. At a fixed interval the state output grows with the accounts times the sync's length: 60 MB for an
+    incremental sync of 400 accounts with nothing new at one checkpoint per stream every 2 s, and ~11 MB/s for 10,000
+    accounts. Spacing a stream's checkpoints by at least STATE_EVERY_SECONDS and STATE_SECONDS_PER_ACCOUNT per account
+    bounds the state output to ~110 KB/s over all 17 streams, however many accounts; a killed sync re-reads at most
+    one interval (200 s at 10,000 accounts). Up to STATE_AFTER_EACH_ACCOUNT_UP_TO accounts a state is small, and it
+    is also written after each finished account.
+    """
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._last: Dict[str, float] = {}
+
+    def due(self, stream: str, accounts: int, account_finished: bool = False) -> bool:
+        now = self._clock()
+        if account_finished and accounts <= STATE_AFTER_EACH_ACCOUNT_UP_TO:
+            self._last[stream] = now
+            return True
+        last = self._last.get(stream)
+        if last is not None and now - last < max(STATE_EVERY_SECONDS, accounts * STATE_SECONDS_PER_ACCOUNT):
+            return False
+        self._last[stream] = now
+        return True
+
+
 class ConnectSync:
     """Reads each selected account with a single-account source, and merges their messages (module docstring)."""
 
     def __init__(self, selection: AccountSelection, config: Mapping[str, Any], state: PerAccountState,
                  stream_names: Iterable[str], build_source: Any, directory: AccountDirectory, logger: Any,
-                 in_flight: int = 1) -> None:
+                 in_flight: int = 1, checkpoints: Optional[StateCheckpoints] = None) -> None:
         self._selection = selection
         self._config = {k: v for k, v in config.items() if k not in SELECTION_KEYS and k != "account_id"}
         self._state = state
@@ -250,7 +277,7 @@ class ConnectSync:
         self._in_flight = in_flight
         self._seen: Set[str] = set()  # the accounts Stripe listed in this sync ("all" only)
         self._started: set = set()
-        self._last_state: Dict[str, float] = {}
+        self._checkpoints = checkpoints or StateCheckpoints()
 
     def accounts(self, platform: str) -> Iterator[str]:
         """The accounts to read: the platform (when included), then the listed or connected ones, in this shard."""
@@ -325,9 +352,7 @@ class ConnectSync:
         elif message.type == Type.STATE and message.state.stream:
             name = message.state.stream.stream_descriptor.name
             self._state.update(name, account, _as_dict(message.state.stream.stream_state))
-            now = time.monotonic()
-            if now - self._last_state.get(name, 0.0) >= STATE_EVERY_SECONDS:
-                self._last_state[name] = now
+            if self._checkpoints.due(name, self._state.accounts(name)):
                 yield self._state.message(name)
         elif message.type == Type.TRACE and message.trace.type == TraceType.STREAM_STATUS:
             status = message.trace.stream_status
@@ -358,10 +383,7 @@ class ConnectSync:
             self.read += 1
         self._incomplete |= self._failed_streams.pop(account, set())
         for name in self._state.streams():  # this account's progress, unless that would flood the output
-            now = time.monotonic()
-            if self._state.accounts(name) <= STATE_AFTER_EACH_ACCOUNT_UP_TO or (
-                    now - self._last_state.get(name, 0.0) >= STATE_EVERY_SECONDS):
-                self._last_state[name] = now
+            if self._checkpoints.due(name, self._state.accounts(name), account_finished=True):
                 yield self._state.message(name)
 
     def summary(self) -> Optional[AirbyteTracedException]:

@@ -2,7 +2,13 @@
 import pytest
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_stripe_ontologie.connected_accounts import AccountSelection, ConnectSync, PerAccountState, shard_of
+from source_stripe_ontologie.connected_accounts import (
+    AccountSelection,
+    ConnectSync,
+    PerAccountState,
+    StateCheckpoints,
+    shard_of,
+)
 from source_stripe_ontologie.incremental import IncomingStateValidator
 from airbyte_cdk.models import AirbyteStateMessage, AirbyteStateType, AirbyteStreamState, StreamDescriptor, AirbyteStateBlob
 
@@ -143,3 +149,52 @@ def test_a_connect_sync_registers_its_key_as_a_secret_once_not_once_per_account(
     assert {r.headers.get("Stripe-Account") for r in requests_mock.request_history} >= set(accounts)
     assert not output.errors
     assert registered == [config()["client_secret"]]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def checkpoints_over(seconds, accounts, streams=17, step=0.1):
+    """How many state messages, and how many account entries in all, a sync writes with every stream's state moving
+    all the time for `seconds`."""
+    clock = FakeClock()
+    checkpoints = StateCheckpoints(clock)
+    messages = 0
+    for _ in range(int(seconds / step)):
+        clock.now += step
+        messages += sum(checkpoints.due(f"stream_{n}", accounts) for n in range(streams))
+    return messages, messages * accounts
+
+
+def test_state_output_per_second_does_not_grow_with_the_number_of_accounts():
+    _, entries_of_400 = checkpoints_over(600, 400)
+    _, entries_of_10_000 = checkpoints_over(600, 10_000)
+
+    assert entries_of_10_000 <= entries_of_400 * 1.1  # at a fixed interval it would be 25 times as much
+    assert entries_of_400 / 600 / 17 <= 1 / 0.02 + 1  # ~one account entry per 20 ms per stream
+
+
+def test_a_small_platform_checkpoints_every_2_seconds_and_after_each_account():
+    clock = FakeClock()
+    checkpoints = StateCheckpoints(clock)
+
+    assert checkpoints.due("charges", 50) and not checkpoints.due("charges", 50)
+    assert checkpoints.due("charges", 50, account_finished=True)
+    clock.now += 2.0
+    assert checkpoints.due("charges", 50) and checkpoints.due("customers", 50)
+
+
+def test_a_big_platform_checkpoints_each_stream_less_often_but_never_loses_the_first():
+    clock = FakeClock()
+    checkpoints = StateCheckpoints(clock)
+
+    assert checkpoints.due("charges", 10_000)  # the first progress of a stream is written at once
+    clock.now += 199.0
+    assert not checkpoints.due("charges", 10_000, account_finished=True)
+    clock.now += 1.0
+    assert checkpoints.due("charges", 10_000)  # 20 ms per account: every 200 s
