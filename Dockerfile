@@ -20,6 +20,6 @@ ENV AIRBYTE_ENTRYPOINT="source-stripe-ontologie"
 ENTRYPOINT ["source-stripe-ontologie"]
 
 LABEL io.airbyte.name=ontologie/source-stripe-ontologie
-LABEL io.airbyte.version=0.4.0
+LABEL io.airbyte.version=0.4.1
 
 USER airbyte
