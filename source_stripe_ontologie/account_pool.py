@@ -60,10 +60,9 @@ class AccountSweeper:
 class AccountPool:
     """Runs `read(account)` for up to `in_flight` accounts at once and merges what they yield (module docstring)."""
 
-    def __init__(self, in_flight: int, read: Callable[[str], Iterable[Any]], queue_size: int = QUEUE_SIZE,
-                 sweeper: Optional[AccountSweeper] = None) -> None:
+    def __init__(self, in_flight: int, read: Callable[[str], Iterable[Any]], queue_size: int = QUEUE_SIZE) -> None:
         self._in_flight = max(1, in_flight)
-        self._sweeper = sweeper or AccountSweeper(self._in_flight)
+        self._sweeper = AccountSweeper(self._in_flight)
         self._read = read
         self._queue: "queue.Queue[Tuple[Optional[str], Any, Optional[BaseException]]]" = queue.Queue(queue_size)
         self._stop = threading.Event()

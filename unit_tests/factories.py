@@ -18,6 +18,19 @@ API = "https://api.stripe.test"
 TEST_KEY = "rk_test_51UnitTestKeyAbCdEfGh0000wxyz"
 
 
+class FakeClock:
+    """A clock the test moves: call it for the time, `sleep` to move it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 PREFIX = {"customers": "cus", "charges": "ch", "subscriptions": "sub", "invoices": "in", "products": "prod", "events": "evt",
           "payouts": "po", "lines": "il"}
 

@@ -11,17 +11,7 @@ from source_stripe_ontologie.rate_budget import (
     StripeRateBudget,
     endpoint_of,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from unit_tests.factories import FakeClock
 
 
 def _budget(account: float, endpoint: float) -> tuple[StripeRateBudget, FakeClock]:
